@@ -1,0 +1,78 @@
+"""``appliance demo``: a listener and a sender on loopback playing the built-in sample."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import AudioDeviceError
+from appliance.framing import frame_pcm
+from appliance.listener import Listener, ListenerConfig
+from appliance.sender import Sender
+from appliance.source import open_source
+
+log = logging.getLogger(__name__)
+
+FALLBACK_FILE = Path("appliance-demo.wav")
+LOOPBACK = "127.0.0.1"
+
+
+def sample_path() -> Path:
+    return Path(str(resources.files("appliance") / "data" / "sample.wav"))
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="hear it work: play the built-in sample through a local listener",
+        description=(
+            "Start a listener on 127.0.0.1 and send it the built-in speech sample, in real "
+            "time, over real UDP. Plays on the default audio output; on a machine without one "
+            f"it writes what it would have played to {FALLBACK_FILE} instead."
+        ),
+    )
+    parser.add_argument("--device", metavar="NAME|INDEX", help="audio output device")
+    parser.add_argument(
+        "--output-file", type=Path, metavar="WAV", help="write the played audio to this WAV file"
+    )
+    parser.add_argument("--file", type=Path, help="send this file instead of the sample")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = ListenerConfig(
+        port=0, bind=LOOPBACK, device=args.device, output_file=args.output_file, once=True
+    )
+    listener = Listener(config)
+    try:
+        try:
+            listener.start()
+        except AudioDeviceError as error:
+            if args.output_file is not None or args.device is not None:
+                raise
+            log.warning("%s; writing the audio to %s instead", error, FALLBACK_FILE)
+            listener.close()
+            config.output_file = FALLBACK_FILE
+            listener = Listener(config)
+            listener.start()
+        source_path = args.file or sample_path()
+        with open_source(source_path) as source, Sender((LOOPBACK, listener.port)) as sender:
+            log.info("sending %s (%.1f s) to %s:%d", source.name, source.duration_s or 0,
+                     LOOPBACK, listener.port)
+            sending = threading.Thread(
+                target=lambda: log.info(sender.send(frame_pcm(source.chunks())).summary())
+            )
+            sending.start()
+            sending.join()
+        listener.wait_session_played()
+    finally:
+        listener.close()
+    if config.output_file is not None:
+        print(f"demo finished: the played audio is in {config.output_file}")
+    else:
+        print("demo finished: you should have heard the sample on your audio output")
+    return 0

@@ -1,0 +1,33 @@
+"""``appliance devices``: list the audio outputs that ``listen --device`` can name."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from appliance.devices import open_pyaudio, output_devices
+from appliance.errors import AudioDeviceError
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "devices",
+        help="list audio output devices",
+        description="List the audio output devices PortAudio sees, by index and name; either "
+        "can be given to `appliance listen --device`.",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    pa = open_pyaudio()
+    try:
+        devices = output_devices(pa)
+    finally:
+        pa.terminate()
+    if not devices:
+        raise AudioDeviceError("no audio output devices found")
+    print("index  name")
+    for device in devices:
+        print(device)
+    return 0
