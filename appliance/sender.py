@@ -68,9 +68,13 @@ class Sender:
         self._sock = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def send(
-        self, datagrams: Iterable[RawDatagram], on_progress: ProgressCallback | None = None
+        self,
+        datagrams: Iterable[RawDatagram],
+        on_progress: ProgressCallback | None = None,
+        *,
+        end_of_stream: bool = True,
     ) -> SendReport:
-        """Send every datagram on schedule, then the end-of-stream marker.
+        """Send every datagram on schedule, then (unless told not to) the end-of-stream marker.
 
         Ctrl-C (KeyboardInterrupt) ends the stream cleanly: the report says it was interrupted.
         """
@@ -96,7 +100,8 @@ class Sender:
             report.interrupted = True
         finally:
             report.wall_s = time.monotonic() - started
-            self._transmit(bytes(END_OF_STREAM), quiet=True)
+            if end_of_stream or report.interrupted:
+                self._transmit(bytes(END_OF_STREAM), quiet=True)
         return report
 
     def _transmit(self, data: bytes, quiet: bool = False) -> None:

@@ -1,0 +1,162 @@
+"""The command line as a user meets it: real subprocesses, real UDP, the audio rig."""
+
+from __future__ import annotations
+
+import socket
+import wave
+from pathlib import Path
+
+import pytest
+from audio_rig import AudioSink, NoAudioDevice, assert_played, audible, test_signal
+from cli_runner import run_appliance, start_appliance
+
+from appliance.commands.demo import sample_path
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wav_samples(path: Path) -> bytes:
+    with wave.open(str(path)) as wav:
+        return wav.readframes(wav.getnframes())
+
+
+@pytest.mark.parametrize("command", ["listen", "send", "devices", "demo"])
+def test_every_command_explains_itself(command: str) -> None:
+    result = run_appliance(command, "--help")
+    assert result.returncode == 0
+    assert f"usage: appliance {command}" in result.stdout
+
+
+def test_a_missing_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = run_appliance("send", str(tmp_path / "nope.raw"), "--to", "127.0.0.1:9")
+    assert result.returncode == 1
+    assert result.stderr == f"appliance send: error: {tmp_path / 'nope.raw'}: no such file\n"
+
+
+def test_a_bad_destination_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "a.raw"
+    path.write_bytes(bytes(640))
+    result = run_appliance("send", str(path), "--to", "127.0.0.1:http")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "appliance send: error: --to '127.0.0.1:http': expected HOST or HOST:PORT "
+        "with a port 1-65535\n"
+    )
+
+
+def test_a_port_in_use_is_one_line_and_exit_1() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = run_appliance("listen", "--bind", "127.0.0.1", "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"appliance listen: error: cannot listen on 127.0.0.1:{port}: the port is already in use"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_no_audio_device_is_one_line_and_exit_1(no_audio_device: NoAudioDevice) -> None:
+    result = run_appliance("listen", "--bind", "127.0.0.1", "--port", "0")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "appliance listen: error: cannot open the default audio output: no audio output "
+        "device found (see `appliance devices`)"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_devices_lists_the_outputs(audio_sink: AudioSink) -> None:
+    result = run_appliance("devices")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == "index  name"
+    assert any(line.endswith("default (default)") for line in result.stdout.splitlines())
+
+
+def test_devices_without_any_is_a_clear_error(no_audio_device: NoAudioDevice) -> None:
+    result = run_appliance("devices")
+    assert (result.returncode, result.stderr) == (
+        1, "appliance devices: error: no audio output devices found\n"
+    )
+
+
+def test_an_unknown_device_name_lists_the_outputs(audio_sink: AudioSink) -> None:
+    result = run_appliance("listen", "--port", "0", "--bind", "127.0.0.1", "--device", "hdmi")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "appliance listen: error: no output device named 'hdmi' (outputs: 0: rig_pulse, "
+        "1: default)"
+    )
+
+
+@pytest.mark.audio
+def test_send_and_listen_once_end_to_end(audio_sink: AudioSink, tmp_path: Path) -> None:
+    sent = test_signal(seconds=1.0, seed=11)
+    wav = tmp_path / "signal.wav"
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(sent)
+    port = free_udp_port()
+    audio_sink.start_recording()
+    listener = start_appliance("listen", "--once", "--bind", "127.0.0.1", "--port", str(port))
+    try:
+        # The listener may need a moment to bind; the sender's first packets must not be lost,
+        # so wait for its "listening on" line before sending.
+        assert listener.stderr is not None
+        for line in listener.stderr:
+            if "listening on" in line:
+                break
+        sent_result = run_appliance("send", str(wav), "--to", f"127.0.0.1:{port}")
+        _, log = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+    assert sent_result.returncode == 0
+    assert sent_result.stderr.startswith(f"sent 1.00 s of audio to 127.0.0.1:{port} in 50 packets")
+    assert listener.returncode == 0
+    assert "ended (end-of-stream marker): 50 packets, 16000 bytes" in log
+    assert_played(audio_sink.stop_recording(), sent)
+
+
+@pytest.mark.audio
+def test_send_from_standard_input(audio_sink: AudioSink) -> None:
+    sent = test_signal(seconds=0.5, seed=12)
+    port = free_udp_port()
+    audio_sink.start_recording()
+    listener = start_appliance("listen", "--once", "--bind", "127.0.0.1", "--port", str(port))
+    try:
+        assert listener.stderr is not None
+        for line in listener.stderr:
+            if "listening on" in line:
+                break
+        sent_result = run_appliance("send", "-", "--to", f"127.0.0.1:{port}", "-q", input=sent)
+        listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+    assert (sent_result.returncode, sent_result.stderr) == (0, "")
+    assert_played(audio_sink.stop_recording(), sent)
+
+
+@pytest.mark.audio
+def test_demo_plays_the_built_in_sample(audio_sink: AudioSink) -> None:
+    audio_sink.start_recording()
+    result = run_appliance("demo")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "demo finished: you should have heard the sample on your audio output\n"
+    assert_played(audio_sink.stop_recording(), wav_samples(sample_path()))
+
+
+def test_demo_without_a_sound_card_writes_a_wav(
+    no_audio_device: NoAudioDevice, tmp_path: Path
+) -> None:
+    result = run_appliance("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "appliance-demo.wav"
+    assert result.stdout == f"demo finished: the played audio is in {out.name}\n"
+    assert "no audio output device found" in result.stderr
+    assert audible(wav_samples(out)) == audible(wav_samples(sample_path()))
