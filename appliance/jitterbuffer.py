@@ -152,12 +152,13 @@ class PlayoutBuffer:
             if self._phase not in (Phase.PLAYING, Phase.DRAINING):
                 return bytes(n_bytes)
             audio = self._take(n_bytes)
-            if len(audio) < n_bytes:
-                audio += bytes(n_bytes - len(audio))
+            shortfall = n_bytes - len(audio)
+            if shortfall:
+                audio += bytes(shortfall)
                 if self._phase is Phase.PLAYING:
                     self._phase = Phase.UNDERRUN
             if self._phase is Phase.DRAINING and not self._depth:
-                self._tail_left -= n_bytes
+                self._tail_left -= shortfall
                 if self._tail_left <= 0:
                     self._phase = Phase.WAITING
                     self._end_of_stream = False

@@ -24,6 +24,10 @@ from appliance.audio_format import FRAME_MS
 DEFAULT_INTERVAL_S = FRAME_MS / 1000
 DEFAULT_MAX_LATENESS_S = 0.1
 """Up to five 20 ms packets may go out back to back to catch up; beyond that, re-anchor."""
+DEFAULT_SPIN_S = 0.001
+"""The last stretch before a deadline is waited out by polling the clock, not by sleeping:
+a sleeping thread wakes up to a few ms late on a busy machine, a polling one within
+microseconds. It costs about 5% of one core (1 ms in every 20)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,7 @@ class Pacer:
         max_lateness: float = DEFAULT_MAX_LATENESS_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        spin: float = DEFAULT_SPIN_S,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -48,6 +53,7 @@ class Pacer:
         self.max_lateness = max_lateness
         self._clock = clock
         self._sleep = sleep
+        self._spin = spin
         self._anchor: float | None = None
         self._anchor_index = 0
         self._index = 0
@@ -73,10 +79,16 @@ class Pacer:
             event = Reanchor(self._index, now - due)
             self.reanchors.append(event)
             self._anchor, self._anchor_index = now, self._index
-        elif due > now:
-            self._sleep(due - now)
+        else:
+            self._wait_until(due, now)
         self._index += 1
         return event
+
+    def _wait_until(self, due: float, now: float) -> None:
+        while now < due:
+            remaining = due - now
+            self._sleep(remaining - self._spin if remaining > self._spin else 0)
+            now = self._clock()
 
     def elapsed_schedule(self) -> float:
         """Audio time released so far according to the schedule, in seconds."""

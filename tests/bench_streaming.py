@@ -24,16 +24,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audio_rig import AudioSink, test_signal  # noqa: E402
-from cli_runner import appliance_env  # noqa: E402
+import itertools
 
-from appliance.framing import frame_pcm  # noqa: E402
-from appliance.sender import Sender  # noqa: E402
+from audio_rig import AudioSink, test_signal
+from cli_runner import appliance_env
+
+from appliance.framing import frame_pcm
+from appliance.sender import Sender
 
 INTERVAL_S = 0.020
 
 
-def timestamp_receiver(port_out: multiprocessing.Queue, result: multiprocessing.Queue) -> None:
+def timestamp_receiver(
+    port_out: multiprocessing.Queue[int], result: multiprocessing.Queue[list[float]]
+) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     port_out.put(sock.getsockname()[1])
@@ -47,8 +51,8 @@ def timestamp_receiver(port_out: multiprocessing.Queue, result: multiprocessing.
 
 
 def bench_pacing(seconds: float) -> None:
-    ports: multiprocessing.Queue = multiprocessing.Queue()
-    results: multiprocessing.Queue = multiprocessing.Queue()
+    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
+    results: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
     receiver = multiprocessing.Process(target=timestamp_receiver, args=(ports, results))
     receiver.start()
     port = ports.get()
@@ -57,13 +61,15 @@ def bench_pacing(seconds: float) -> None:
         sender.send(frame_pcm([pcm]))
     stamps: list[float] = results.get()
     receiver.join()
-    intervals = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    intervals = [b - a for a, b in itertools.pairwise(stamps)]
     errors_ms = sorted(abs(i - INTERVAL_S) * 1000 for i in intervals)
     p99 = errors_ms[int(len(errors_ms) * 0.99) - 1]
     drift_ms = ((stamps[-1] - stamps[0]) - (len(stamps) - 1) * INTERVAL_S) * 1000
     print(f"sender pacing over {len(stamps)} packets ({seconds:.0f} s):")
-    print(f"  |interval - 20 ms|: median {statistics.median(errors_ms):.3f} ms, "
-          f"p99 {p99:.3f} ms, max {errors_ms[-1]:.3f} ms")
+    print(
+        f"  |interval - 20 ms|: median {statistics.median(errors_ms):.3f} ms, "
+        f"p99 {p99:.3f} ms, max {errors_ms[-1]:.3f} ms"
+    )
     print(f"  drift of the last packet against the schedule: {drift_ms:+.3f} ms")
 
 
@@ -97,9 +103,20 @@ def bench_listener_cpu(seconds: float) -> None:
         env = appliance_env(ALSA_CONFIG_PATH=str(sink.asound_conf))
         port = 5123
         listener = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "listen", "--once", "--bind", "127.0.0.1",
-             "--port", str(port)],
-            env=env, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "appliance",
+                "listen",
+                "--once",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert listener.stderr is not None
         for line in listener.stderr:
@@ -124,10 +141,14 @@ def bench_listener_cpu(seconds: float) -> None:
             time.sleep(0.05)
         elapsed = time.monotonic() - started
     per_minute = 60 / seconds
-    print(f"listener CPU while playing {seconds:.0f} s: {during:.2f} s "
-          f"= {during * per_minute:.2f} s per minute of audio")
-    print(f"minimal PyAudio callback player (start-up included, {elapsed:.0f} s): "
-          f"{minimal:.2f} s = {minimal * per_minute:.2f} s per minute of audio")
+    print(
+        f"listener CPU while playing {seconds:.0f} s: {during:.2f} s "
+        f"= {during * per_minute:.2f} s per minute of audio"
+    )
+    print(
+        f"minimal PyAudio callback player (start-up included, {elapsed:.0f} s): "
+        f"{minimal:.2f} s = {minimal * per_minute:.2f} s per minute of audio"
+    )
 
 
 def main() -> None:

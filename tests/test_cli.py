@@ -21,7 +21,7 @@ def free_udp_port() -> int:
 
 def wav_samples(path: Path) -> bytes:
     with wave.open(str(path)) as wav:
-        return wav.readframes(wav.getnframes())
+        return bytes(wav.readframes(wav.getnframes()))
 
 
 @pytest.mark.parametrize("command", ["listen", "send", "devices", "demo"])
@@ -80,7 +80,8 @@ def test_devices_lists_the_outputs(audio_sink: AudioSink) -> None:
 def test_devices_without_any_is_a_clear_error(no_audio_device: NoAudioDevice) -> None:
     result = run_appliance("devices")
     assert (result.returncode, result.stderr) == (
-        1, "appliance devices: error: no audio output devices found\n"
+        1,
+        "appliance devices: error: no audio output devices found\n",
     )
 
 
@@ -88,8 +89,7 @@ def test_an_unknown_device_name_lists_the_outputs(audio_sink: AudioSink) -> None
     result = run_appliance("listen", "--port", "0", "--bind", "127.0.0.1", "--device", "hdmi")
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
-        "appliance listen: error: no output device named 'hdmi' (outputs: 0: rig_pulse, "
-        "1: default)"
+        "appliance listen: error: no output device named 'hdmi' (outputs: 0: rig_pulse, 1: default)"
     )
 
 

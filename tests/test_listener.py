@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from audio_rig import AudioSink, NoAudioDevice, assert_played, audible, test_signal
@@ -25,17 +26,20 @@ S = ListenerState
 PLAY_TIMEOUT_S = 30
 
 
+ListenerFactory = Callable[..., Listener]
+
+
 @pytest.fixture
-def make_listener() -> Iterator[type[Listener]]:
+def make_listener() -> Iterator[ListenerFactory]:
+    """Listeners on 127.0.0.1 and a free port, with any other ListenerConfig options."""
     made: list[Listener] = []
 
-    def factory(**options: object) -> Listener:
-        config = ListenerConfig(**{"port": 0, "bind": "127.0.0.1", **options})  # type: ignore[arg-type]
-        listener = Listener(config)
+    def factory(**options: Any) -> Listener:
+        listener = Listener(ListenerConfig(**{"port": 0, "bind": "127.0.0.1", **options}))
         made.append(listener)
         return listener
 
-    yield factory  # type: ignore[misc]
+    yield factory
     for listener in made:
         listener.close()
 
@@ -45,7 +49,9 @@ def states_seen(listener: Listener) -> list[ListenerState]:
 
 
 @pytest.mark.audio
-def test_our_sender_is_played_bit_exact(audio_sink: AudioSink, make_listener) -> None:
+def test_our_sender_is_played_bit_exact(
+    audio_sink: AudioSink, make_listener: ListenerFactory
+) -> None:
     sent = test_signal(seconds=1.5, seed=1)
     listener = make_listener()
     audio_sink.start_recording()
@@ -57,14 +63,17 @@ def test_our_sender_is_played_bit_exact(audio_sink: AudioSink, make_listener) ->
     assert session.end_reason is EndReason.MARKER
     assert (session.packets, session.audio_bytes) == (report.packets, len(sent))
     assert (session.underruns, session.dropped_bytes, session.invalid, session.ignored) == (
-        0, 0, 0, 0,
+        0,
+        0,
+        0,
+        0,
     )
     assert states_seen(listener) == [S.WAITING, S.BUFFERING, S.PLAYING, S.DRAINING, S.WAITING]
 
 
 @pytest.mark.audio
 def test_the_seed_sender_at_twice_real_time_loses_nothing(
-    audio_sink: AudioSink, make_listener
+    audio_sink: AudioSink, make_listener: ListenerFactory
 ) -> None:
     sent = test_signal(seconds=1.5, seed=2) + test_signal(seconds=0.0125, seed=3)  # short tail
     assert len(sent) % FRAME_BYTES == 200
@@ -77,7 +86,9 @@ def test_the_seed_sender_at_twice_real_time_loses_nothing(
     [session] = listener.sessions
     assert session.end_reason is EndReason.TIMEOUT
     assert (session.packets, session.audio_bytes, session.dropped_bytes) == (
-        datagrams, len(sent), 0,
+        datagrams,
+        len(sent),
+        0,
     )
     # Sent at 2x real time, the backlog grew well past the 60 ms target: buffered, not lost.
     assert session.peak_depth_bytes > 10 * FRAME_BYTES
@@ -86,7 +97,7 @@ def test_the_seed_sender_at_twice_real_time_loses_nothing(
 
 @pytest.mark.audio
 def test_a_pause_longer_than_the_buffer_underruns_and_recovers(
-    audio_sink: AudioSink, make_listener
+    audio_sink: AudioSink, make_listener: ListenerFactory
 ) -> None:
     first, second = test_signal(seconds=0.6, seed=4), test_signal(seconds=0.6, seed=5)
     listener = make_listener()
@@ -110,7 +121,7 @@ def test_a_pause_longer_than_the_buffer_underruns_and_recovers(
 
 @pytest.mark.audio
 def test_junk_and_a_second_source_do_not_disturb_the_stream(
-    audio_sink: AudioSink, make_listener
+    audio_sink: AudioSink, make_listener: ListenerFactory
 ) -> None:
     sent = test_signal(seconds=1.2, seed=6)
     intruder_audio = test_signal(seconds=0.02, seed=7)
@@ -138,7 +149,7 @@ def test_junk_and_a_second_source_do_not_disturb_the_stream(
 
 @pytest.mark.audio
 def test_a_flood_beyond_the_cap_drops_the_oldest_and_counts_it(
-    audio_sink: AudioSink, make_listener
+    audio_sink: AudioSink, make_listener: ListenerFactory
 ) -> None:
     sent = test_signal(seconds=2.0, seed=8)
     listener = make_listener(max_buffer_s=0.5)
@@ -161,13 +172,16 @@ def test_a_flood_beyond_the_cap_drops_the_oldest_and_counts_it(
 
 def is_ordered_subsequence(part: bytes, whole: bytes) -> bool:
     samples = iter(whole[i : i + 2] for i in range(0, len(whole), 2))
-    return all(any(s == wanted for s in samples) for wanted in (
-        part[i : i + 2] for i in range(0, len(part), 2)
-    ))
+    return all(
+        any(s == wanted for s in samples)
+        for wanted in (part[i : i + 2] for i in range(0, len(part), 2))
+    )
 
 
 @pytest.mark.audio
-def test_listening_again_after_stop_plays_again(audio_sink: AudioSink, make_listener) -> None:
+def test_listening_again_after_stop_plays_again(
+    audio_sink: AudioSink, make_listener: ListenerFactory
+) -> None:
     listener = make_listener()
     listener.start()
     listener.stop()
@@ -181,20 +195,22 @@ def test_listening_again_after_stop_plays_again(audio_sink: AudioSink, make_list
 
 
 def test_no_audio_device_is_a_clear_error_and_the_error_state(
-    no_audio_device: NoAudioDevice, make_listener
+    no_audio_device: NoAudioDevice, make_listener: ListenerFactory
 ) -> None:
     listener = make_listener()
     with pytest.raises(AudioDeviceError) as caught:
         listener.start()
-    message = "cannot open the default audio output: no audio output device found " \
+    message = (
+        "cannot open the default audio output: no audio output device found "
         "(see `appliance devices`)"
+    )
     assert str(caught.value) == message
     assert listener.state_machine.state is S.ERROR
     assert listener.state_machine.reason == message
     assert not listener.is_listening
 
 
-def test_a_port_in_use_is_a_clear_error(make_listener) -> None:
+def test_a_port_in_use_is_a_clear_error(make_listener: ListenerFactory) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]

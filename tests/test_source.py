@@ -44,9 +44,15 @@ def test_wav_with_extra_chunks_and_streaming_size(tmp_path: Path) -> None:
     fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
     body = (
         b"WAVE"
-        + b"LIST" + struct.pack("<I", 3) + b"abc\0"  # odd-sized chunk with its pad byte
-        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-        + b"data" + struct.pack("<I", 0xFFFFFFFF) + PCM[:1000]
+        + b"LIST"
+        + struct.pack("<I", 3)
+        + b"abc\0"  # odd-sized chunk with its pad byte
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", 0xFFFFFFFF)
+        + PCM[:1000]
     )
     path = tmp_path / "piped.wav"
     path.write_bytes(b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + body)
@@ -78,8 +84,14 @@ def test_float_wav_is_refused(tmp_path: Path) -> None:
     fmt = struct.pack("<HHIIHH", 3, 1, 8000, 32000, 4, 32)
     path = tmp_path / "float.wav"
     path.write_bytes(
-        b"RIFF" + struct.pack("<I", 36) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
-        + b"data" + struct.pack("<I", 0)
+        b"RIFF"
+        + struct.pack("<I", 36)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", 0)
     )
     with pytest.raises(SourceError, match="WAV is 8000 Hz, 32-bit, mono floating-point;"):
         open_source(path)

@@ -1,4 +1,5 @@
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,7 +15,7 @@ S = ListenerState
 
 
 @pytest.fixture
-def machine():
+def machine() -> Iterator[StateMachine]:
     machine = StateMachine()
     machine.start()
     yield machine
@@ -78,7 +79,11 @@ def test_observers_run_off_the_setting_thread(machine: StateMachine) -> None:
 
 def test_a_slow_observer_does_not_block_the_writer(machine: StateMachine) -> None:
     release = threading.Event()
-    machine.subscribe(lambda t: release.wait(5))
+
+    def slow(transition: Transition) -> None:
+        release.wait(5)
+
+    machine.subscribe(slow)
     machine.set(S.WAITING)
     machine.set(S.BUFFERING)  # returns although the observer is still busy with the first
     assert machine.state is S.BUFFERING
