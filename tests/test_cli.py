@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import wave
 from pathlib import Path
@@ -160,3 +161,23 @@ def test_demo_without_a_sound_card_writes_a_wav(
     assert result.stdout == f"demo finished: the played audio is in {out.name}\n"
     assert "no audio output device found" in result.stderr
     assert audible(wav_samples(out)) == audible(wav_samples(sample_path()))
+
+
+def test_ctrl_c_stops_send_with_a_one_line_summary(tmp_path: Path) -> None:
+    path = tmp_path / "long.raw"
+    path.write_bytes(test_signal(seconds=30, seed=13))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(30)
+        port = receiver.getsockname()[1]
+        sender = start_appliance("send", str(path), "--to", f"127.0.0.1:{port}")
+        for _ in range(5):  # it is streaming: five datagrams have arrived
+            assert len(receiver.recv(65536)) == 320
+        sender.send_signal(signal.SIGINT)
+        _, err = sender.communicate(timeout=30)
+        while (last := receiver.recv(65536)) != b"":
+            assert len(last) == 320  # ...and it ended the stream with the end marker
+    assert sender.returncode == 130
+    assert len(err.splitlines()) == 1
+    assert err.startswith("stopped after sending ")
+    assert f"of audio to 127.0.0.1:{port} in " in err
