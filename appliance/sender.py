@@ -65,7 +65,8 @@ class Sender:
     ) -> None:
         self.destination = destination
         self._pacer = pacer or Pacer()
-        self._sock = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        family = socket.AF_INET6 if ":" in destination[0] else socket.AF_INET
+        self._sock = sock or socket.socket(family, socket.SOCK_DGRAM)
 
     def send(
         self,

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+LOOPBACK_CONFIG = REPO / "tests" / "data" / "loopback.toml"
+LOOPBACK = ("--config", str(LOOPBACK_CONFIG))
+"""``listen`` options for tests: UDP and mDNS on 127.0.0.1 only, no GPIO."""
 
 
 def appliance_env(**extra: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from audio_rig import AudioSink, NoAudioDevice, assert_played, audible, test_signal
-from cli_runner import run_appliance, start_appliance
+from cli_runner import LOOPBACK, run_appliance, start_appliance
 
 from appliance.commands.demo import sample_path
 
@@ -44,8 +44,7 @@ def test_a_bad_destination_is_a_usage_error(tmp_path: Path) -> None:
     result = run_appliance("send", str(path), "--to", "127.0.0.1:http")
     assert result.returncode == 2
     assert result.stderr == (
-        "appliance send: error: --to '127.0.0.1:http': expected HOST or HOST:PORT "
-        "with a port 1-65535\n"
+        "appliance send: error: --to '127.0.0.1:http': port must be a number from 1 to 65535\n"
     )
 
 
@@ -53,7 +52,7 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
-        result = run_appliance("listen", "--bind", "127.0.0.1", "--port", str(port))
+        result = run_appliance("listen", *LOOPBACK, "--port", str(port))
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         f"appliance listen: error: cannot listen on 127.0.0.1:{port}: the port is already in use"
@@ -62,7 +61,7 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
 
 
 def test_no_audio_device_is_one_line_and_exit_1(no_audio_device: NoAudioDevice) -> None:
-    result = run_appliance("listen", "--bind", "127.0.0.1", "--port", "0")
+    result = run_appliance("listen", *LOOPBACK, "--port", "0")
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         "appliance listen: error: cannot open the default audio output: no audio output "
@@ -87,7 +86,7 @@ def test_devices_without_any_is_a_clear_error(no_audio_device: NoAudioDevice) ->
 
 
 def test_an_unknown_device_name_lists_the_outputs(audio_sink: AudioSink) -> None:
-    result = run_appliance("listen", "--port", "0", "--bind", "127.0.0.1", "--device", "hdmi")
+    result = run_appliance("listen", *LOOPBACK, "--port", "0", "--device", "hdmi")
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
         "appliance listen: error: no output device named 'hdmi' (outputs: 0: rig_pulse, 1: default)"
@@ -105,7 +104,7 @@ def test_send_and_listen_once_end_to_end(audio_sink: AudioSink, tmp_path: Path) 
         out.writeframes(sent)
     port = free_udp_port()
     audio_sink.start_recording()
-    listener = start_appliance("listen", "--once", "--bind", "127.0.0.1", "--port", str(port))
+    listener = start_appliance("listen", *LOOPBACK, "--once", "--port", str(port))
     try:
         # The listener may need a moment to bind; the sender's first packets must not be lost,
         # so wait for its "listening on" line before sending.
@@ -129,7 +128,7 @@ def test_send_from_standard_input(audio_sink: AudioSink) -> None:
     sent = test_signal(seconds=0.5, seed=12)
     port = free_udp_port()
     audio_sink.start_recording()
-    listener = start_appliance("listen", "--once", "--bind", "127.0.0.1", "--port", str(port))
+    listener = start_appliance("listen", *LOOPBACK, "--once", "--port", str(port))
     try:
         assert listener.stderr is not None
         for line in listener.stderr:

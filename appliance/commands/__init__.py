@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-COMMAND_MODULES = ("listen", "send", "devices", "demo")
+COMMAND_MODULES = ("listen", "send", "discover", "status", "devices", "demo")
 
 
 def command_modules() -> tuple[ModuleType, ...]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import AudioDeviceError
+from appliance.audio_format import DEFAULT_PORT
+from appliance.discovery import Advertiser, resolve_destination
+from appliance.errors import AudioDeviceError, DiscoveryError
 from appliance.framing import frame_pcm
 from appliance.listener import Listener, ListenerConfig
 from appliance.sender import Sender
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 FALLBACK_FILE = Path("appliance-demo.wav")
 LOOPBACK = "127.0.0.1"
+DEMO_NAME = "appliance-demo"
+REGISTER_TIMEOUT_S = 10.0
 
 
 def sample_path() -> Path:
@@ -30,9 +33,10 @@ def add_parser(subparsers: Any) -> None:
         "demo",
         help="hear it work: play the built-in sample through a local listener",
         description=(
-            "Start a listener on 127.0.0.1 and send it the built-in speech sample, in real "
-            "time, over real UDP. Plays on the default audio output; on a machine without one "
-            f"it writes what it would have played to {FALLBACK_FILE} instead."
+            "Start a listener on 127.0.0.1, advertise it over mDNS (on loopback only), find it "
+            "by name and send it the built-in speech sample in real time over real UDP: the "
+            "whole appliance on one machine. Plays on the default audio output; on a machine "
+            f"without one it writes what it would have played to {FALLBACK_FILE} instead."
         ),
     )
     parser.add_argument("--device", metavar="NAME|INDEX", help="audio output device")
@@ -59,15 +63,17 @@ def run(args: argparse.Namespace) -> int:
             config.output_file = FALLBACK_FILE
             listener = Listener(config)
             listener.start()
-        source_path = args.file or sample_path()
-        with open_source(source_path) as source, Sender((LOOPBACK, listener.port)) as sender:
-            log.info("sending %s (%.1f s) to %s:%d", source.name, source.duration_s or 0,
-                     LOOPBACK, listener.port)
-            sending = threading.Thread(
-                target=lambda: log.info(sender.send(frame_pcm(source.chunks())).summary())
-            )
-            sending.start()
-            sending.join()
+        with Advertiser(DEMO_NAME, listener.port, [LOOPBACK], listener.state_machine) as ad:
+            ad.attach()
+            if not ad.wait_registered(REGISTER_TIMEOUT_S) or ad.registered_name is None:
+                raise DiscoveryError(f"could not advertise the demo listener: {ad.last_error}")
+            name = ad.registered_name
+            target = resolve_destination(name, DEFAULT_PORT, [LOOPBACK])
+            log.info("found %r over mDNS at %s:%d", name, target.address, target.port)
+            with open_source(args.file or sample_path()) as source:
+                log.info("sending %s (%.1f s)", source.name, source.duration_s or 0)
+                with Sender((target.address, target.port)) as sender:
+                    log.info(sender.send(frame_pcm(source.chunks())).summary())
         listener.wait_session_played()
     finally:
         listener.close()

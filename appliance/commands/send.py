@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from typing import Any
 
 from appliance.audio_format import DEFAULT_PORT, describe
-from appliance.errors import NetworkError, UsageError
+from appliance.discovery import add_mdns_arguments, resolve_destination
 from appliance.framing import frame_pcm
 from appliance.progress import ProgressLine
-from appliance.sender import Address, Sender, SendReport
+from appliance.sender import Sender, SendReport
 from appliance.source import open_source
 
 
@@ -29,37 +28,22 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--to",
         required=True,
-        metavar="HOST[:PORT]",
-        help=f"the listener: a host name or IP address, with :PORT (default {DEFAULT_PORT})",
+        metavar="NAME|HOST[:PORT]",
+        help="the listener: its advertised name (found over mDNS, see `appliance discover`), "
+        f"or a host name or IP address with an optional :PORT (default {DEFAULT_PORT})",
     )
+    add_mdns_arguments(parser)
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar and no summary"
     )
     parser.set_defaults(run=run)
 
 
-def parse_host_port(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        return text, default_port
-    if not host or not port_text.isdigit() or not 0 < int(port_text) <= 65535:
-        raise UsageError(f"--to {text!r}: expected HOST or HOST:PORT with a port 1-65535")
-    return host, int(port_text)
-
-
-def resolve_address(host: str, port: int) -> Address:
-    try:
-        infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
-    except socket.gaierror:
-        raise NetworkError(f"unknown host {host!r}") from None
-    address = infos[0][4]
-    return str(address[0]), int(address[1])
-
-
 def run(args: argparse.Namespace) -> int:
-    destination = resolve_address(*parse_host_port(args.to))
-    with open_source(args.file) as source:
-        target = f"{args.to} ({destination[0]}:{destination[1]})"
+    with open_source(args.file) as source:  # a bad file fails before any network lookup
+        resolved = resolve_destination(args.to, DEFAULT_PORT, args.interface, args.mdns_timeout)
+        destination = (resolved.address, resolved.port)
+        target = f"{args.to} ({resolved.address}:{resolved.port})"
         progress = None
         if not args.quiet and sys.stderr.isatty():
             progress = ProgressLine(sys.stderr, source.duration_s, target)

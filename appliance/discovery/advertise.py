@@ -1,0 +1,396 @@
+"""Advertising a listener over DNS-SD while it listens: :class:`Advertiser`.
+
+The advertiser observes the listener's :class:`~appliance.state.StateMachine`:
+
+* entering ``WAITING`` (listening started, from ``IDLE`` or ``ERROR``) registers
+  ``NAME._pcmaudio._udp.local.`` on the listener's port, with TXT ``rate``, ``format``,
+  ``channels``, ``ptime``, ``version`` and ``state``;
+* every other change updates TXT ``state``, at most once per ``update_interval_s`` (1 s), and
+  always with a trailing update so the last state is the one published;
+* entering ``IDLE`` (listening stopped) and :meth:`Advertiser.close` unregister, which browsers
+  see at once (a goodbye packet). A process that dies without it stays listed for over 1000 s,
+  so a listener must close the advertiser on SIGTERM/SIGINT: see :func:`install_shutdown_signals`.
+
+``register_service`` blocks about 1.6 s (probing), and state observers share one dispatcher
+thread with the LEDs, so all zeroconf work happens on the advertiser's own worker thread; the
+observer only records what is wanted and wakes the worker, which reconciles ("registered with
+state X") with what is published.
+
+Wiring in ``appliance listen`` (the listener sets its state; the port is known after start)::
+
+    advertiser = Advertiser(args.name, lambda: listener.port, args.interface,
+                            listener.state_machine)
+    stop = threading.Event()
+    restore = install_shutdown_signals(lambda signum: stop.set())
+    try:
+        advertiser.attach()
+        listener.start()
+        advertiser.wait_registered(timeout=5)   # then tell systemd READY=1
+        stop.wait()
+    finally:
+        restore()
+        advertiser.close()    # unregisters: browsers see the listener leave at once
+        listener.close()
+
+A taken name is not an error: the advertiser takes ``NAME-2`` (``-3``...) and logs the name
+actually used, which :attr:`Advertiser.registered_name` also gives. Limitation: python-zeroconf
+detects the conflict only if the owner's PTR record is in its cache while it probes (from
+announcements it heard, or a browse on the same Zeroconf: pass ``zeroconf=``); a listener
+started long after the owner announced may keep the same name. (A browser inside the
+advertiser, to fill the cache before probing, was tried: it caught the conflict only about 2
+times in 3, because of mDNS duplicate-question suppression, so it was left out.)
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType, TracebackType
+
+from zeroconf import ServiceInfo, Zeroconf
+
+from appliance.discovery.network import advertised_addresses, describe_interfaces, make_zeroconf
+from appliance.discovery.records import (
+    MAX_INSTANCE_NAME_BYTES,
+    SERVICE_TYPE,
+    ListenerProperties,
+    instance_name,
+    service_name,
+)
+from appliance.errors import UsageError
+from appliance.state import ListenerState, StateMachine, Transition
+
+log = logging.getLogger(__name__)
+
+STATE_UPDATE_INTERVAL_S = 1.0
+"""At most one TXT ``state`` update per this many seconds: a stream flapping between
+``playing`` and ``underrun`` must not flood the network with multicast."""
+
+CLOSE_TIMEOUT_S = 5.0
+"""How long :meth:`Advertiser.close` waits for the worker (a registration in progress takes
+about 1.6 s to finish before the goodbye can go out)."""
+
+SHUTDOWN_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+
+
+def default_listener_name() -> str:
+    """The host name without any domain (``"raspberrypi"``): the default ``--name``."""
+    return socket.gethostname().split(".")[0] or "appliance"
+
+
+def default_server_name() -> str:
+    """This host's mDNS name, ``"raspberrypi.local."``, which the SRV record points at."""
+    return f"{default_listener_name()}.local."
+
+
+def validate_listener_name(name: str) -> str:
+    """Return ``name`` stripped, or raise :class:`UsageError` if it cannot be an instance name."""
+    stripped = name.strip()
+    if not stripped:
+        raise UsageError("--name must not be empty")
+    if len(stripped.encode()) > MAX_INSTANCE_NAME_BYTES:
+        raise UsageError(
+            f"--name {stripped!r} is too long: at most {MAX_INSTANCE_NAME_BYTES} bytes"
+        )
+    return stripped
+
+
+def install_shutdown_signals(callback: Callable[[int], None]) -> Callable[[], None]:
+    """Call ``callback(signum)`` on SIGTERM and SIGINT instead of dying; returns ``restore()``.
+
+    Call from the main thread. The callback runs on the main thread between bytecodes and
+    should only ask for shutdown (set an Event); the code that waits for that Event then
+    closes the advertiser and the listener in a ``finally`` (see this module's docstring), so
+    normal exit, Ctrl-C and ``systemctl stop`` all unregister, and systemd sees exit code 0.
+    """
+    previous = {sig: signal.getsignal(sig) for sig in SHUTDOWN_SIGNALS}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: shutting down", signal.Signals(signum).name)
+        callback(signum)
+
+    for sig in SHUTDOWN_SIGNALS:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+class _Action(enum.Enum):
+    REGISTER = "register"
+    UPDATE = "update"
+    UNREGISTER = "unregister"
+
+
+class Advertiser:
+    """Keeps one DNS-SD registration in line with a listener's state (see module docstring).
+
+    :param name: wanted instance name (None: the host name); ``NAME-2`` etc. if taken.
+    :param port: the UDP port, or a function returning it, called at registration time (so a
+        listener bound to port 0 can be advertised once it knows its port).
+    :param interfaces: local IPv4 addresses to advertise on (None: all interfaces).
+    :param state_machine: the listener's machine, observed after :meth:`attach`.
+    :param server: the SRV target host name (default ``HOSTNAME.local.``).
+    :param zeroconf: a Zeroconf to use instead of opening one; it is not closed by
+        :meth:`close` then.
+
+    Opens its zeroconf sockets in the constructor, so a bad ``--interface`` fails at once with
+    :class:`~appliance.errors.NetworkError`.
+    """
+
+    def __init__(
+        self,
+        name: str | None,
+        port: int | Callable[[], int],
+        interfaces: Sequence[str] | None = None,
+        state_machine: StateMachine | None = None,
+        *,
+        server: str | None = None,
+        update_interval_s: float = STATE_UPDATE_INTERVAL_S,
+        zeroconf: Zeroconf | None = None,
+    ) -> None:
+        self.requested_name = validate_listener_name(
+            default_listener_name() if name is None else name
+        )
+        self._port = port
+        self._interfaces = list(interfaces or [])
+        self._addresses = advertised_addresses(self._interfaces)
+        self._server = server or default_server_name()
+        self._state_machine = state_machine
+        self._update_interval_s = update_interval_s
+        self._owns_zeroconf = zeroconf is None
+        self._zc = zeroconf if zeroconf is not None else make_zeroconf(self._interfaces)
+        self._unsubscribe: Callable[[], None] | None = None
+
+        self._condition = threading.Condition()
+        # What is wanted (set by observers and callers)...
+        self._want_registered = False
+        self._want_state: str = ListenerState.WAITING.value
+        self._closing = False
+        # ...and what is published (owned by the worker; read under the condition).
+        self._info: ServiceInfo | None = None
+        self._published_state: str | None = None
+        self._last_publish = 0.0
+        self._last_error: str | None = None
+
+        self._worker = threading.Thread(
+            target=self._run, name=f"mdns-advertiser-{self.requested_name}", daemon=True
+        )
+        self._worker.start()
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Subscribe to the state machine; register at once if it is already listening."""
+        if self._state_machine is None or self._unsubscribe is not None:
+            return
+        self._unsubscribe = self._state_machine.subscribe(self.on_transition)
+        current = self._state_machine.state
+        if current not in (ListenerState.IDLE, ListenerState.ERROR):
+            self.register(current.value)
+
+    def on_transition(self, transition: Transition) -> None:
+        """The state observer: never blocks (it runs on the shared dispatcher thread)."""
+        if transition.current == ListenerState.WAITING and transition.previous in (
+            ListenerState.IDLE,
+            ListenerState.ERROR,
+        ):
+            self.register(transition.current.value)
+        elif transition.current == ListenerState.IDLE:
+            self.unregister()
+        else:
+            self.set_state(transition.current.value)
+
+    # -- requests (non-blocking, any thread) ----------------------------------------------
+
+    def register(self, state: str | None = None) -> None:
+        """Ask for the service to be registered (with TXT ``state`` if given)."""
+        with self._condition:
+            self._want_registered = True
+            if state is not None:
+                self._want_state = state
+            self._condition.notify_all()
+
+    def set_state(self, state: str) -> None:
+        """Ask for TXT ``state`` to become ``state`` (rate-limited, last one always wins)."""
+        with self._condition:
+            self._want_state = state
+            self._condition.notify_all()
+
+    def unregister(self) -> None:
+        """Ask for the service to be withdrawn."""
+        with self._condition:
+            self._want_registered = False
+            self._condition.notify_all()
+
+    # -- observation ----------------------------------------------------------------------
+
+    @property
+    def registered_name(self) -> str | None:
+        """The instance name actually registered (``"kitchen-2"`` if taken), or None."""
+        with self._condition:
+            return instance_name(self._info.name) if self._info is not None else None
+
+    @property
+    def published_state(self) -> str | None:
+        """The TXT ``state`` currently on the network, or None when not registered."""
+        with self._condition:
+            return self._published_state
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last registration failed, if it did."""
+        with self._condition:
+            return self._last_error
+
+    def wait_registered(self, timeout: float | None = None) -> bool:
+        """Block until registered (True) or ``timeout`` seconds pass (False)."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._info is not None, timeout)
+
+    def wait_unregistered(self, timeout: float | None = None) -> bool:
+        """Block until not registered (True) or ``timeout`` seconds pass (False)."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._info is None, timeout)
+
+    def wait_published(self, state: str, timeout: float | None = None) -> bool:
+        """Block until TXT ``state`` on the network is ``state``."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._published_state == state, timeout)
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Stop observing, unregister (goodbye packets), close zeroconf. Idempotent."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        with self._condition:
+            self._closing = True
+            self._condition.notify_all()
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join(timeout)
+            if self._worker.is_alive():
+                log.warning("mDNS advertiser did not stop within %.1f s", timeout)
+
+    def __enter__(self) -> Advertiser:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- worker ---------------------------------------------------------------------------
+
+    def _next_action(self) -> tuple[_Action | None, float | None]:
+        """Under the condition: what to do now, or how long to sleep (None: until woken)."""
+        want_registered = self._want_registered and not self._closing
+        if want_registered and self._info is None:
+            return _Action.REGISTER, None
+        if not want_registered and self._info is not None:
+            return _Action.UNREGISTER, None
+        if self._info is not None and self._want_state != self._published_state:
+            remaining = self._last_publish + self._update_interval_s - time.monotonic()
+            if remaining <= 0:
+                return _Action.UPDATE, None
+            return None, remaining
+        return None, None
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._condition:
+                    action, sleep = self._next_action()
+                    if action is None:
+                        if self._closing and self._info is None:
+                            return
+                        self._condition.wait(sleep)
+                        continue
+                    state = self._want_state
+                    info = self._info
+                if action is _Action.REGISTER:
+                    self._do_register(state)
+                elif action is _Action.UPDATE and info is not None:
+                    self._do_update(info, state)
+                elif action is _Action.UNREGISTER and info is not None:
+                    self._do_unregister(info)
+        finally:
+            if self._owns_zeroconf:
+                self._zc.close()
+
+    def _service_info(self, name: str, port: int, state: str) -> ServiceInfo:
+        properties = ListenerProperties(state=state).to_properties()
+        return ServiceInfo(
+            SERVICE_TYPE,
+            name,
+            port=port,
+            properties=properties,
+            server=self._server,
+            parsed_addresses=self._addresses,
+        )
+
+    def _do_register(self, state: str) -> None:
+        try:
+            port = self._port() if callable(self._port) else self._port
+            info = self._service_info(service_name(self.requested_name), port, state)
+            self._zc.register_service(info, allow_name_change=True)
+        except Exception as error:
+            # Not fatal to the listener: it still plays, it just cannot be found by name.
+            log.exception("cannot advertise %r over mDNS", self.requested_name)
+            with self._condition:
+                self._last_error = str(error) or type(error).__name__
+                self._want_registered = False  # until the next WAITING: no retry loop
+                self._condition.notify_all()
+            return
+        used = instance_name(info.name)
+        if used != self.requested_name:
+            log.warning("listener name %r is taken: advertising as %r", self.requested_name, used)
+        log.info(
+            "advertising %r (%s) on %s, port %d",
+            used,
+            SERVICE_TYPE,
+            describe_interfaces(self._interfaces),
+            port,
+        )
+        with self._condition:
+            self._info = info
+            self._published_state = state
+            self._last_publish = time.monotonic()
+            self._last_error = None
+            self._condition.notify_all()
+
+    def _do_update(self, info: ServiceInfo, state: str) -> None:
+        updated = self._service_info(info.name, info.port or 0, state)
+        try:
+            self._zc.update_service(updated)
+        except Exception:
+            log.exception("cannot update the mDNS state of %r", instance_name(info.name))
+        with self._condition:
+            # Even on failure: the rate limit holds, and a retry comes with the next change.
+            self._info = updated
+            self._published_state = state
+            self._last_publish = time.monotonic()
+            self._condition.notify_all()
+
+    def _do_unregister(self, info: ServiceInfo) -> None:
+        try:
+            self._zc.unregister_service(info)
+            log.info("stopped advertising %r", instance_name(info.name))
+        except Exception:
+            log.exception("cannot unregister %r from mDNS", instance_name(info.name))
+        with self._condition:
+            self._info = None
+            self._published_state = None
+            self._condition.notify_all()

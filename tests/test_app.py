@@ -1,0 +1,219 @@
+"""The whole Pi-side appliance (``ListenerApp``) on real parts: gpiozero MockFactory pins for
+the buttons and LEDs, python-zeroconf on 127.0.0.1, UDP on 127.0.0.1, PyAudio into the
+PulseAudio null sink of the test rig."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from audio_rig import AudioSink, assert_played, test_signal
+from cli_runner import run_appliance
+from gpio_helpers import changes, delivered, wait_until
+from gpiozero.pins.mock import MockFactory
+
+from appliance.app import ListenerApp
+from appliance.config import ApplianceConfig, GpioSection, ListenSection, VolumeSection
+from appliance.discovery import discover_listeners, resolve_listener
+from appliance.framing import frame_pcm
+from appliance.gain import apply_gain
+from appliance.listener import ListenerConfig
+from appliance.sender import Sender
+from appliance.state import ListenerState, StateMachine
+
+pytest_plugins = ("gpio_fixtures",)
+
+S = ListenerState
+LISTEN, VOLUME_UP, VOLUME_DOWN = 17, 22, 23
+STATUS_LED, UNDERRUN_LED, ERROR_LED = 5, 6, 13
+LOOPBACK = ("127.0.0.1",)
+WAIT_S = 30
+
+
+@dataclass
+class RunningApp:
+    app: ListenerApp
+    stop: threading.Event
+    thread: threading.Thread
+    shutdowns: list[str] = field(default_factory=list)
+    sock: socket.socket = field(default_factory=lambda: socket.socket(type=socket.SOCK_DGRAM))
+
+    @property
+    def machine(self) -> StateMachine:
+        return self.app.listener.state_machine
+
+    def send(self, pcm: bytes, *, end_of_stream: bool = True) -> None:
+        """Send from one socket throughout: a session belongs to its source address."""
+        sender = Sender(("127.0.0.1", self.app.listener.port), sock=self.sock)
+        sender.send(frame_pcm([pcm]), end_of_stream=end_of_stream)
+
+
+@pytest.fixture
+def start_app(
+    mock_factory: MockFactory, tmp_path: Path
+) -> Iterator[Callable[..., RunningApp]]:
+    running: list[RunningApp] = []
+
+    def start(**gpio_options: object) -> RunningApp:
+        config = ApplianceConfig(
+            listen=ListenSection(
+                bind="127.0.0.1",
+                port=0,
+                interfaces=LOOPBACK,
+                name=f"app-test-{os.getpid()}-{len(running)}",
+                autostart=False,
+                buffer_ms=400,  # long enough to see the buffering blink
+            ),
+            gpio=GpioSection(hold_time_s=0.3, **gpio_options),  # type: ignore[arg-type]
+            volume=VolumeSection(state_file=tmp_path / "volume"),
+        )
+        listener_config = ListenerConfig(**config.listen.listener_kwargs())
+        shutdowns: list[str] = []
+        app = ListenerApp(
+            config,
+            listener_config,
+            pin_factory=mock_factory,
+            shutdown=lambda: shutdowns.append("poweroff"),
+            retry_audio=False,
+        )
+        stop = threading.Event()
+        thread = threading.Thread(target=app.run, args=(stop,), daemon=True)
+        thread.start()
+        handle = RunningApp(app, stop, thread, shutdowns)
+        running.append(handle)
+        return handle
+
+    yield start
+    for handle in running:
+        handle.stop.set()
+        handle.thread.join(WAIT_S)
+        handle.app.close()
+        handle.sock.close()
+
+
+def click(factory: MockFactory, pin: int) -> None:
+    factory.pin(pin).drive_low()
+    factory.pin(pin).drive_high()
+
+
+def advertised_names() -> set[str]:
+    return {record.name for record in discover_listeners(1.5, list(LOOPBACK))}
+
+
+def lit_throughout(factory: MockFactory, pin: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not factory.pin(pin).state:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.audio
+def test_button_leds_and_mdns_follow_a_stream(
+    audio_sink: AudioSink, mock_factory: MockFactory, start_app: Callable[..., RunningApp]
+) -> None:
+    running = start_app(shutdown_on_hold=False)
+    name = running.app.config.listen.name
+    assert name is not None
+    assert running.machine.state is S.IDLE
+    assert not mock_factory.pin(STATUS_LED).state
+
+    # A press starts listening: the record appears on mDNS, the status LED slow-blinks.
+    waiting = delivered(running.machine, S.WAITING)
+    click(mock_factory, LISTEN)
+    waiting()
+    record = resolve_listener(name, list(LOOPBACK), timeout=WAIT_S)
+    assert (record.port, record.properties.state) == (running.app.listener.port, "waiting")
+
+    # A stream with a pause longer than the buffer: buffering, playing, underrun, playing.
+    first, second = test_signal(0.8, seed=21), test_signal(0.8, seed=22)
+    buffering = delivered(running.machine, S.BUFFERING)
+    playing = delivered(running.machine, S.PLAYING)
+    audio_sink.start_recording()
+    status_before = len(changes(mock_factory.pin(STATUS_LED)))
+    sender = threading.Thread(target=running.send, args=(first,), kwargs={"end_of_stream": False})
+    sender.start()
+    buffering()
+    playing()
+    # Buffering blinked fast (0.1 s on/off over the 400 ms target), playing holds it lit.
+    assert len(changes(mock_factory.pin(STATUS_LED))) - status_before >= 3
+    assert lit_throughout(mock_factory, STATUS_LED, 0.2)
+    sender.join()
+    underrun_flashes = len(changes(mock_factory.pin(UNDERRUN_LED)))
+    assert running.machine.wait_for(S.UNDERRUN, timeout=WAIT_S)
+    wait_until(
+        lambda: len(changes(mock_factory.pin(UNDERRUN_LED))) >= underrun_flashes + 2,
+        "the underrun LED flashes on and off",
+    )
+    time.sleep(0.5)
+    running.send(second)
+    assert running.app.listener.wait_session_played(timeout=WAIT_S)
+    assert_played(audio_sink.stop_recording(), first + second)
+    assert running.app.listener.sessions[0].underruns == 1
+    assert not mock_factory.pin(ERROR_LED).state
+
+    # A second press stops: the record is withdrawn and the LEDs go dark.
+    idle = delivered(running.machine, S.IDLE)
+    click(mock_factory, LISTEN)
+    idle()
+    assert not running.app.listener.is_listening
+    assert name not in advertised_names()
+    assert not mock_factory.pin(STATUS_LED).state
+
+
+@pytest.mark.audio
+def test_a_long_press_powers_off_through_the_injected_action(
+    audio_sink: AudioSink, mock_factory: MockFactory, start_app: Callable[..., RunningApp]
+) -> None:
+    running = start_app(shutdown_on_hold=True)
+    waiting = delivered(running.machine, S.WAITING)
+    click(mock_factory, LISTEN)  # short press (acts on release): listening
+    waiting()
+    idle = delivered(running.machine, S.IDLE)
+    mock_factory.pin(LISTEN).drive_low()
+    wait_until(lambda: running.shutdowns == ["poweroff"], "the shutdown action")
+    mock_factory.pin(LISTEN).drive_high()
+    idle()  # listening stopped (and the record withdrawn) before powering off
+    assert running.shutdowns == ["poweroff"]
+
+
+@pytest.mark.audio
+def test_volume_buttons_change_what_is_played(
+    audio_sink: AudioSink, mock_factory: MockFactory, start_app: Callable[..., RunningApp]
+) -> None:
+    running = start_app(
+        shutdown_on_hold=False, volume_up_button=VOLUME_UP, volume_down_button=VOLUME_DOWN
+    )
+    for _ in range(3):
+        click(mock_factory, VOLUME_DOWN)
+    click(mock_factory, VOLUME_UP)
+    wait_until(lambda: running.app.listener.gain < 1.0, "the gain to change")
+    factor = running.app.listener.gain
+    assert factor == pytest.approx(10 ** (-6 / 20))  # three steps down, one up: -6 dB
+    waiting = delivered(running.machine, S.WAITING)
+    click(mock_factory, LISTEN)
+    waiting()
+    sent = test_signal(0.8, seed=23)
+    audio_sink.start_recording()
+    running.send(sent)
+    assert running.app.listener.wait_session_played(timeout=WAIT_S)
+    assert_played(audio_sink.stop_recording(), apply_gain(sent, factor))
+    assert (Path(running.app.config.volume.state_file or "")).read_text().strip() == "-6.0"
+
+
+def test_a_pin_used_twice_is_refused_at_start_up(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[gpio]\nlisten_button = 5\n")
+    result = run_appliance("listen", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"appliance listen: error: {config}: [gpio] BCM 5 is used twice: listen_button and "
+        "status_led\n"
+    )

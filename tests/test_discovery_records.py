@@ -1,0 +1,101 @@
+"""TXT properties <-> ListenerProperties, ListenerRecord from a ServiceInfo, format checks."""
+
+from __future__ import annotations
+
+import pytest
+from zeroconf import ServiceInfo
+
+from appliance import __version__
+from appliance.discovery.records import (
+    SERVICE_TYPE,
+    ListenerProperties,
+    ListenerRecord,
+    instance_name,
+    service_name,
+)
+
+
+def test_default_properties_are_the_appliance_format() -> None:
+    assert ListenerProperties(state="waiting").to_properties() == {
+        "rate": "8000",
+        "format": "s16le",
+        "channels": "1",
+        "ptime": "20",
+        "version": __version__,
+        "state": "waiting",
+    }
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        ListenerProperties(state="playing"),
+        ListenerProperties(rate=16000, format="s24le", channels=2, ptime=10, state=None),
+        ListenerProperties(version=None, extra={"owner": "kitchen", "flag": None}),
+    ],
+)
+def test_parse_round_trips(properties: ListenerProperties) -> None:
+    assert ListenerProperties.parse(properties.to_properties()) == properties
+
+
+def test_parse_unreadable_numbers_become_none() -> None:
+    parsed = ListenerProperties.parse({"rate": "fast", "channels": "", "format": "s16le"})
+    assert (parsed.rate, parsed.channels, parsed.ptime, parsed.state) == (None, None, None, None)
+
+
+def test_format_mismatch_names_each_wrong_key() -> None:
+    theirs = ListenerProperties(rate=16000, channels=2)
+    assert theirs.format_mismatch() == (
+        "it advertises rate=16000, channels=2; we send rate=8000, format=s16le, channels=1"
+    )
+
+
+def test_missing_format_keys_are_not_a_mismatch() -> None:
+    assert ListenerProperties.parse({"state": "waiting"}).format_mismatch() is None
+
+
+def test_record_from_service_info() -> None:
+    info = ServiceInfo(
+        SERVICE_TYPE,
+        service_name("Kitchen"),
+        port=5005,
+        properties=ListenerProperties(state="playing").to_properties(),
+        server="pi.local.",
+        parsed_addresses=["192.0.2.7", "2001:db8::7"],
+    )
+    record = ListenerRecord.from_service_info(info)
+    assert record == ListenerRecord(
+        name="Kitchen",
+        server="pi.local.",
+        addresses=("192.0.2.7",),
+        port=5005,
+        properties=ListenerProperties(state="playing"),
+    )
+    assert record.can_play_our_format()
+    only_v6 = ServiceInfo(SERVICE_TYPE, service_name("v6"), port=1, parsed_addresses=["::1"])
+    assert ListenerRecord.from_service_info(only_v6).addresses == ("::1",)
+    assert record.to_json() == {
+        "name": "Kitchen",
+        "host": "pi.local.",
+        "addresses": ["192.0.2.7"],
+        "port": 5005,
+        "state": "playing",
+        "rate": 8000,
+        "format": "s16le",
+        "channels": 1,
+        "ptime": 20,
+        "version": __version__,
+    }
+
+
+def test_record_with_other_format_cannot_play() -> None:
+    props = ListenerProperties(format="s24le")
+    record = ListenerRecord("x", "pi.local.", ("192.0.2.7",), 5005, props)
+    assert not record.can_play_our_format()
+    assert props.describe_format() == "s24le 8000Hz 1ch 20ms"
+
+
+def test_instance_and_service_names() -> None:
+    assert service_name("Living Room") == "Living Room._pcmaudio._udp.local."
+    assert instance_name("Living Room._PCMAUDIO._udp.local.") == "Living Room"
+    assert instance_name("plain") == "plain"
