@@ -20,7 +20,6 @@ Example (what the ``listen`` command does)::
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -76,7 +75,9 @@ class ListenerApp:
         self.listener.set_gain(self.volume.factor)
         self.advertiser: Advertiser | None = None
         self.controls: Controls | None = None
-        self._retry_audio = retry_audio if retry_audio is not None else under_systemd(environ)
+        if retry_audio is None:
+            retry_audio = systemd.under_systemd(environ)
+        self._retry_audio = retry_audio
         try:
             if mdns:
                 self.advertiser = Advertiser(
@@ -158,12 +159,6 @@ class ListenerApp:
             self.controls.close()
             self.controls = None
         self.listener.close()
-
-
-def under_systemd(environ: Mapping[str, str] | None = None) -> bool:
-    """systemd sets ``INVOCATION_ID`` for every service it starts; a login shell has none."""
-    env = os.environ if environ is None else environ
-    return bool(env.get("INVOCATION_ID"))
 
 
 def log_transition(transition: Transition) -> None:

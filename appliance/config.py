@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 from appliance.audio_format import DEFAULT_PORT, FRAME_MS
 from appliance.errors import UsageError
+from appliance.systemd import under_systemd
 
 DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
 
@@ -164,8 +165,7 @@ def resolve_shutdown_on_hold(
     """Whether a long press powers off. ``"auto"`` is on under systemd only: systemd sets
     ``INVOCATION_ID`` for every service it starts, a login shell has none."""
     if setting == "auto":
-        env = os.environ if environ is None else environ
-        return bool(env.get("INVOCATION_ID"))
+        return under_systemd(environ)
     return setting
 
 

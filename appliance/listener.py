@@ -127,11 +127,14 @@ class Listener:
         self._port = self._sock.getsockname()[1]
         self.buffer.clear()
         self._playout.reset()
+        self._output = self._output_factory(self._playout.render)
+        self._output.start()
+        # WAITING only once the audio is open, so that nothing (the mDNS record above all)
+        # announces a listener that cannot play. The callbacks already running publish nothing
+        # until the receiver, started next, brings data.
         self.state_machine.set(
             ListenerState.WAITING, f"listening on {self.config.bind}:{self._port}"
         )
-        self._output = self._output_factory(self._playout.render)
-        self._output.start()
         receiver = Receiver(
             self._sock, self.buffer, self.config.timeout_s, on_session_end=self._session_done
         )

@@ -44,6 +44,13 @@ STOPPING = "STOPPING=1"
 WATCHDOG = "WATCHDOG=1"
 
 
+def under_systemd(environ: Mapping[str, str] | None = None) -> bool:
+    """True when systemd started this process: it sets ``INVOCATION_ID`` for every service
+    it starts, and a login shell has none."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("INVOCATION_ID"))
+
+
 def notify(message: str, environ: Mapping[str, str] | None = None) -> bool:
     """Send one ``sd_notify`` message (``"KEY=value"`` lines). True if it was sent.
 

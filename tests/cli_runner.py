@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,6 +43,36 @@ def run_appliance(
     return subprocess.CompletedProcess(
         result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
     )
+
+
+@contextmanager
+def listening_once(*args: str, ready_line: str = "listening on") -> Iterator[ListenerRun]:
+    """``appliance listen --once`` with the loopback configuration, running until the block
+    ends; yields once its log says ``ready_line``. The log is in ``.log`` afterwards."""
+    process = start_appliance("listen", *LOOPBACK, "--once", *args)
+    run = ListenerRun(process)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            run.log += line
+            if ready_line in line:
+                break
+        yield run
+        _, rest = process.communicate(timeout=60)
+        run.log += rest
+    finally:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class ListenerRun:
+    process: subprocess.Popen[str]
+    log: str = ""
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
 
 
 def start_appliance(*args: str, **env: str) -> subprocess.Popen[str]:

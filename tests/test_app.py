@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from audio_rig import AudioSink, assert_played, test_signal
+from audio_rig import AudioSink, NoAudioDevice, assert_played, test_signal
 from cli_runner import run_appliance
 from gpio_helpers import changes, delivered, wait_until
 from gpiozero.pins.mock import MockFactory
@@ -217,3 +217,75 @@ def test_a_pin_used_twice_is_refused_at_start_up(tmp_path: Path) -> None:
         f"appliance listen: error: {config}: [gpio] BCM 5 is used twice: listen_button and "
         "status_led\n"
     )
+
+
+class NotifyCollector:
+    """The receiving end of NOTIFY_SOCKET: what the appliance tells systemd, in order."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def first_index(self, prefix: str) -> int:
+        wait_until(lambda: any(m.startswith(prefix) for m in self.messages), prefix)
+        return next(i for i, m in enumerate(self.messages) if m.startswith(prefix))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def test_under_systemd_a_late_sound_card_is_retried_and_ready_waits_for_audio_and_mdns(
+    no_audio_device: NoAudioDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The card's sound server is started first: PulseAudio itself speaks sd_notify, and must
+    # not inherit the appliance's NOTIFY_SOCKET. It "appears" when ALSA is pointed at it.
+    sink = AudioSink()
+    sink.start()
+    collector = NotifyCollector(tmp_path / "notify.sock")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    config = ApplianceConfig(
+        listen=ListenSection(
+            bind="127.0.0.1", port=0, interfaces=LOOPBACK, name=f"systemd-test-{os.getpid()}"
+        ),
+        gpio=GpioSection(enabled=False),
+        volume=VolumeSection(state_file=tmp_path / "volume"),
+    )
+    app = ListenerApp(config, ListenerConfig(**config.listen.listener_kwargs()), retry_audio=True)
+    stop = threading.Event()
+    runner = threading.Thread(target=app.run, args=(stop,), daemon=True)
+    try:
+        runner.start()
+        assert app.listener.state_machine.wait_for(S.ERROR, timeout=WAIT_S)
+        collector.first_index("STATUS=error: cannot open the default audio output")
+        assert not any(m.startswith("READY=1") for m in collector.messages)
+        assert app.advertiser is not None and app.advertiser.registered_name is None
+        monkeypatch.setenv("ALSA_CONFIG_PATH", str(sink.asound_conf))  # the card appears
+        ready = collector.first_index("READY=1")
+        assert app.listener.is_listening
+        assert app.advertiser.registered_name == config.listen.name
+        assert collector.messages[ready] == "READY=1\nSTATUS=waiting"
+        collector.first_index("WATCHDOG=1")  # fed while the audio callback runs
+        stop.set()
+        runner.join(WAIT_S)
+    finally:
+        stop.set()
+        app.close()
+        collector.close()
+        sink.close()
+    assert "STOPPING=1" in collector.messages

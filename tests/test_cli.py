@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import wave
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from audio_rig import AudioSink, NoAudioDevice, assert_played, audible, test_signal
-from cli_runner import LOOPBACK, run_appliance, start_appliance
+from cli_runner import LOOPBACK, listening_once, run_appliance, start_appliance
 
 from appliance.commands.demo import sample_path
 
@@ -94,7 +95,7 @@ def test_an_unknown_device_name_lists_the_outputs(audio_sink: AudioSink) -> None
 
 
 @pytest.mark.audio
-def test_send_and_listen_once_end_to_end(audio_sink: AudioSink, tmp_path: Path) -> None:
+def test_send_by_name_and_listen_once_end_to_end(audio_sink: AudioSink, tmp_path: Path) -> None:
     sent = test_signal(seconds=1.0, seed=11)
     wav = tmp_path / "signal.wav"
     with wave.open(str(wav), "wb") as out:
@@ -102,24 +103,15 @@ def test_send_and_listen_once_end_to_end(audio_sink: AudioSink, tmp_path: Path) 
         out.setsampwidth(2)
         out.setframerate(8000)
         out.writeframes(sent)
-    port = free_udp_port()
+    name = f"cli-test-{os.getpid()}"
     audio_sink.start_recording()
-    listener = start_appliance("listen", *LOOPBACK, "--once", "--port", str(port))
-    try:
-        # The listener may need a moment to bind; the sender's first packets must not be lost,
-        # so wait for its "listening on" line before sending.
-        assert listener.stderr is not None
-        for line in listener.stderr:
-            if "listening on" in line:
-                break
-        sent_result = run_appliance("send", str(wav), "--to", f"127.0.0.1:{port}")
-        _, log = listener.communicate(timeout=60)
-    finally:
-        listener.kill()
-    assert sent_result.returncode == 0
-    assert sent_result.stderr.startswith(f"sent 1.00 s of audio to 127.0.0.1:{port} in 50 packets")
+    with listening_once("--port", "0", "--name", name, ready_line="advertising") as listener:
+        sent_result = run_appliance("send", str(wav), "--to", name, "--interface", "127.0.0.1")
+    assert sent_result.returncode == 0, sent_result.stderr
+    assert sent_result.stderr.startswith("sent 1.00 s of audio to 127.0.0.1:")
+    assert " in 50 packets" in sent_result.stderr
     assert listener.returncode == 0
-    assert "ended (end-of-stream marker): 50 packets, 16000 bytes" in log
+    assert "ended (end-of-stream marker): 50 packets, 16000 bytes" in listener.log
     assert_played(audio_sink.stop_recording(), sent)
 
 
@@ -128,16 +120,8 @@ def test_send_from_standard_input(audio_sink: AudioSink) -> None:
     sent = test_signal(seconds=0.5, seed=12)
     port = free_udp_port()
     audio_sink.start_recording()
-    listener = start_appliance("listen", *LOOPBACK, "--once", "--port", str(port))
-    try:
-        assert listener.stderr is not None
-        for line in listener.stderr:
-            if "listening on" in line:
-                break
+    with listening_once("--port", str(port), "--no-mdns"):
         sent_result = run_appliance("send", "-", "--to", f"127.0.0.1:{port}", "-q", input=sent)
-        listener.communicate(timeout=60)
-    finally:
-        listener.kill()
     assert (sent_result.returncode, sent_result.stderr) == (0, "")
     assert_played(audio_sink.stop_recording(), sent)
 
