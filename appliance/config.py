@@ -178,7 +178,7 @@ def should_autostart(config: ApplianceConfig, has_listen_button: bool) -> bool:
 
 _Kind = Literal["int", "float", "str", "bool", "pin", "shutdown", "str_list", "path_or_auto"]
 
-_EXPECTED: dict[_Kind, str] = {
+_EXPECTED: Mapping[_Kind, str] = {
     "int": "an integer",
     "float": "a number",
     "str": "a string",
@@ -189,7 +189,7 @@ _EXPECTED: dict[_Kind, str] = {
     "path_or_auto": 'a path (string; "" = automatic)',
 }
 
-_SCHEMA: dict[str, dict[str, _Kind]] = {
+_SCHEMA: Mapping[str, Mapping[str, _Kind]] = {
     "listen": {
         "port": "int",
         "bind": "str",
@@ -216,14 +216,14 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
     },
 }
 
-_SECTION_TYPES: dict[str, type[Any]] = {
+_SECTION_TYPES: Mapping[str, type[Any]] = {
     "listen": ListenSection,
     "gpio": GpioSection,
     "volume": VolumeSection,
 }
 
 # Which of the TOML's "empty" values stand for a None field.
-_EMPTY_MEANS_NONE = {("listen", "device"), ("listen", "name")}
+_EMPTY_MEANS_NONE = frozenset({("listen", "device"), ("listen", "name")})
 
 MAX_PORT = 65535
 

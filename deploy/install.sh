@@ -8,6 +8,8 @@
 #   sudo deploy/install.sh --uninstall          # remove it all, keep /etc/appliance
 #
 # Running it twice changes nothing: each step checks first and says "already ...".
+# Besides the service it writes a polkit rule (when polkitd is installed, as on Raspberry Pi
+# OS) that lets the service user power the Pi off: a long press of the listen button.
 # apt needs the network (unless every package is already there); so does pip for the Python
 # dependencies that Raspberry Pi OS does not ship (zeroconf).
 set -euo pipefail
@@ -24,6 +26,7 @@ readonly WIFI_UNIT_NAME=appliance-wifi-powersave.service
 readonly WIFI_UNIT_PATH=/etc/systemd/system/$WIFI_UNIT_NAME
 readonly NM_CONF_DIR=/etc/NetworkManager/conf.d
 readonly NM_POWERSAVE=$NM_CONF_DIR/90-appliance-wifi-powersave.conf
+readonly POLKIT_RULE=/etc/polkit-1/rules.d/50-appliance-poweroff.rules
 readonly SERVICE_USER=appliance
 readonly SERVICE_GROUPS=(audio gpio)
 
@@ -323,6 +326,38 @@ install_wifi_powersave() {
     enable_unit "$WIFI_UNIT_NAME"
 }
 
+# --- power-off permission ----------------------------------------------------------------
+
+polkit_rule() {
+    cat <<EOF
+// Written by the appliance installer (deploy/install.sh); removed by its --uninstall.
+// A long press of the listen button runs "systemctl poweroff" as user $SERVICE_USER, which is
+// no administrator: logind asks polkit, and this rule says yes (to powering off only).
+polkit.addRule(function (action, subject) {
+    if ((action.id == "org.freedesktop.login1.power-off" ||
+         action.id == "org.freedesktop.login1.power-off-multiple-sessions") &&
+        subject.user == "$SERVICE_USER") {
+        return polkit.Result.YES;
+    }
+});
+EOF
+}
+
+install_polkit_rule() {
+    # JavaScript rules are read by polkitd (Debian/Raspberry Pi OS Bookworm and later; the
+    # older policykit-1 ignores them). polkitd notices new rules by itself: no restart.
+    if ! package_installed polkitd; then
+        say "polkitd is not installed: a long press of the listen button cannot power off" \
+            "(sudo apt install polkitd, then run this again)"
+        return 0
+    fi
+    local rule
+    rule=$(mktemp)
+    polkit_rule >"$rule"
+    install_file "$rule" "$POLKIT_RULE" 0644 || true
+    rm -f "$rule"
+}
+
 start_service() {
     if [ "$START" = no ]; then
         say "not started (--no-start): it starts at the next boot"
@@ -367,6 +402,7 @@ uninstall() {
     remove_path "$UNIT_PATH"
     remove_path "$WIFI_UNIT_PATH"
     remove_path "$NM_POWERSAVE"
+    remove_path "$POLKIT_RULE"
     if systemd_running; then
         systemctl daemon-reload
     fi
@@ -395,6 +431,7 @@ main() {
     install_config
     install_units
     install_wifi_powersave
+    install_polkit_rule
     start_service
     if [ "$CHANGED" = no ]; then
         say "already installed: nothing changed"
