@@ -4,13 +4,16 @@ A session belongs to the first source that sends audio; datagrams from anyone el
 counted and ignored until it ends, by the end-of-stream marker (an empty datagram) or by
 ``timeout_s`` without packets from its source. Anything that is not audio is counted and
 dropped; nothing a peer sends can stop the thread.
+
+The receiving thread blocks in ``recvfrom`` with no timeout: one system call per datagram
+and nothing in between, the cheapest way for Python to wait for the network. Timeouts are a
+second thread's job, which only wakes while a session is open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
-import select
 import socket
 import threading
 import time
@@ -27,6 +30,9 @@ RECEIVE_SIZE = 65536
 """Larger than any UDP datagram, so an oversized one is seen whole and rejected, not cut."""
 SOCKET_BUFFER_BYTES = 1 << 20
 """Kernel receive buffer: seconds of audio, so a busy moment in Python loses nothing."""
+TICK_S = 0.25
+"""While a session runs, its timeout is checked this often: sessions end within a tick of
+``timeout_s`` without packets."""
 
 SessionCallback = Callable[[Session], None]
 
@@ -46,70 +52,79 @@ class Receiver:
         self._on_start = on_session_start
         self._on_end = on_session_end
         self._depacketizer = RawDepacketizer()
-        self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
         self._session: Session | None = None
         self._sessions_started = 0
         self.invalid_outside_sessions = 0
         self._underruns_before = 0
         self._dropped_before = 0
-        self.last_activity = time.monotonic()
+        self._lock = threading.Lock()
+        """Session state is shared by the receiving thread and the timer."""
+        self._session_open = threading.Event()
+        self._stopping = threading.Event()
+        self._timer: threading.Thread | None = None
 
     @property
     def session(self) -> Session | None:
         return self._session
 
     def start(self) -> None:
-        self._sock.setblocking(False)
+        self._sock.settimeout(None)
         self._thread = threading.Thread(target=self._run, name="receiver", daemon=True)
+        self._timer = threading.Thread(target=self._time_sessions, name="sessions", daemon=True)
         self._thread.start()
+        self._timer.start()
 
     def stop(self) -> None:
-        """Stop the thread; a running session ends as 'listening stopped'."""
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join()
-            self._thread = None
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        """Stop the threads; a running session ends as 'listening stopped'."""
+        if self._thread is None or self._timer is None:
+            return
+        self._stopping.set()
+        self._session_open.set()  # wakes the timer so that it sees the stop
+        # Wakes the blocked receive at once: it returns no data and no address. (Linux also
+        # says ENOTCONN for an unconnected UDP socket, after doing so.)
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RD)
+        self._thread.join()
+        self._timer.join()
+        self._thread = self._timer = None
 
     def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Both threads are running (a receive blocked for lack of traffic is alive)."""
+        threads = (self._thread, self._timer)
+        return all(t is not None and t.is_alive() for t in threads)
 
     def _run(self) -> None:
         try:
             while True:
-                ready, _, _ = select.select(
-                    [self._sock.fileno(), self._wake_r], [], [], self._wait_s()
-                )
-                self.last_activity = time.monotonic()
-                if self._wake_r in ready:
+                try:
+                    data, address = self._sock.recvfrom(RECEIVE_SIZE)
+                except OSError as error:
+                    if self._stopping.is_set():
+                        break
+                    # ICMP errors and the like surface here on some kernels; never fatal.
+                    log.debug("receive error ignored: %s", error)
+                    continue
+                if address is None:  # shut down by stop()
                     break
-                if ready:
-                    self._receive_all()
-                self._check_timeout()
+                with self._lock:
+                    self._handle(data, (address[0], address[1]), time.monotonic())
         finally:
-            if self._session is not None:
-                self._end_session(EndReason.STOPPED)
+            with self._lock:
+                if self._session is not None:
+                    self._end_session(EndReason.STOPPED)
 
-    def _wait_s(self) -> float:
-        # Wake at least once a second so watchdogs can see the thread is alive.
-        if self._session is None:
-            return 1.0
-        due = self._session.last_packet_at + self._timeout_s
-        return max(0.0, min(1.0, due - time.monotonic()))
-
-    def _receive_all(self) -> None:
-        while True:
-            try:
-                data, address = self._sock.recvfrom(RECEIVE_SIZE)
-            except (BlockingIOError, InterruptedError):
+    def _time_sessions(self) -> None:
+        while not self._stopping.is_set():
+            self._session_open.wait()
+            if self._stopping.wait(TICK_S):
                 return
-            except OSError as error:
-                # ICMP errors and the like surface here on some kernels; never fatal.
-                log.debug("receive error ignored: %s", error)
-                return
-            self._handle(data, (address[0], address[1]), time.monotonic())
+            with self._lock:
+                session = self._session
+                if session is not None and time.monotonic() - session.last_packet_at >= (
+                    self._timeout_s
+                ):
+                    self._end_session(EndReason.TIMEOUT)
 
     def _handle(self, data: bytes, source: Address, now: float) -> None:
         session = self._session
@@ -156,20 +171,17 @@ class Receiver:
         self._dropped_before = self._buffer.stats().dropped_bytes
         self._buffer.reset_peak()
         self._buffer.begin_stream()
+        self._session_open.set()
         log.info(session.start_line())
         if self._on_start is not None:
             self._on_start(session)
         return session
 
-    def _check_timeout(self) -> None:
-        session = self._session
-        if session is not None and time.monotonic() - session.last_packet_at >= self._timeout_s:
-            self._end_session(EndReason.TIMEOUT)
-
     def _end_session(self, reason: EndReason) -> None:
         session = self._session
         assert session is not None
         self._session = None
+        self._session_open.clear()
         if reason is not EndReason.STOPPED:
             self._buffer.end_stream()
         stats = self._buffer.stats()

@@ -6,28 +6,28 @@
    median, p99 and max of |interval - 20 ms| and the drift of the last packet against the ideal
    schedule.
 2. ``appliance listen`` plays a stream into the test rig's PulseAudio null sink: prints its CPU
-   seconds per minute of audio, next to a minimal PyAudio callback player playing the same.
+   seconds per minute of audio, next to a minimal PyAudio network player (a receiving thread
+   and a callback, nothing else) playing the same stream the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
-import os
 import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import itertools
-
 from audio_rig import AudioSink, test_signal
-from cli_runner import appliance_env
+from cli_runner import LOOPBACK, appliance_env
 
 from appliance.framing import frame_pcm
 from appliance.sender import Sender
@@ -50,6 +50,31 @@ def timestamp_receiver(
     result.put(stamps[:-1])
 
 
+class StampingSocket(socket.socket):
+    """A UDP socket that notes when each datagram left, as the sender itself sees it."""
+
+    def __init__(self) -> None:
+        super().__init__(socket.AF_INET, socket.SOCK_DGRAM)
+        self.stamps: list[float] = []
+
+    def sendto(self, data: Any, address: Any) -> int:  # type: ignore[override]
+        sent = super().sendto(data, address)
+        self.stamps.append(time.monotonic())
+        return sent
+
+
+def print_interval_errors(label: str, stamps: list[float]) -> None:
+    intervals = [b - a for a, b in itertools.pairwise(stamps)]
+    errors_ms = sorted(abs(i - INTERVAL_S) * 1000 for i in intervals)
+    p99 = errors_ms[int(len(errors_ms) * 0.99) - 1]
+    drift_ms = ((stamps[-1] - stamps[0]) - (len(stamps) - 1) * INTERVAL_S) * 1000
+    print(
+        f"  {label}: |interval - 20 ms| median {statistics.median(errors_ms):.3f} ms, "
+        f"p99 {p99:.3f} ms, max {errors_ms[-1]:.3f} ms; drift after the last packet "
+        f"{drift_ms:+.3f} ms"
+    )
+
+
 def bench_pacing(seconds: float) -> None:
     ports: multiprocessing.Queue[int] = multiprocessing.Queue()
     results: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
@@ -57,98 +82,80 @@ def bench_pacing(seconds: float) -> None:
     receiver.start()
     port = ports.get()
     pcm = bytes(int(seconds * 16000))
-    with Sender(("127.0.0.1", port)) as sender:
+    sock = StampingSocket()
+    with Sender(("127.0.0.1", port), sock=sock) as sender:
         sender.send(frame_pcm([pcm]))
-    stamps: list[float] = results.get()
+    received: list[float] = results.get()
     receiver.join()
-    intervals = [b - a for a, b in itertools.pairwise(stamps)]
-    errors_ms = sorted(abs(i - INTERVAL_S) * 1000 for i in intervals)
-    p99 = errors_ms[int(len(errors_ms) * 0.99) - 1]
-    drift_ms = ((stamps[-1] - stamps[0]) - (len(stamps) - 1) * INTERVAL_S) * 1000
-    print(f"sender pacing over {len(stamps)} packets ({seconds:.0f} s):")
-    print(
-        f"  |interval - 20 ms|: median {statistics.median(errors_ms):.3f} ms, "
-        f"p99 {p99:.3f} ms, max {errors_ms[-1]:.3f} ms"
-    )
-    print(f"  drift of the last packet against the schedule: {drift_ms:+.3f} ms")
+    print(f"sender pacing over {len(received)} packets ({seconds:.0f} s):")
+    print_interval_errors("at the receiving process", received)
+    print_interval_errors("leaving the sender", sock.stamps[:-1])  # the last is the end marker
 
 
-MINIMAL_PLAYER = """
-import sys, time, pyaudio
-pcm = open(sys.argv[1], "rb").read()
-position = 0
+MINIMAL_NETWORK_PLAYER = """
+# The least a PyAudio network player can do: the seed's design (a thread receiving datagrams,
+# a callback playing 20 ms frames) without its defects, and without sessions, checks or logs.
+import collections, socket, sys, threading, pyaudio
+frames = collections.deque()
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+def receive():
+    while True:
+        frames.append(sock.recv(2048))
 def callback(in_data, frame_count, time_info, status):
-    global position
-    chunk = pcm[position:position + frame_count * 2]
-    position += frame_count * 2
-    return chunk.ljust(frame_count * 2, b"\\0"), pyaudio.paContinue
+    data = frames.popleft() if frames else b""
+    return data.ljust(frame_count * 2, b"\\0"), pyaudio.paContinue
+threading.Thread(target=receive, daemon=True).start()
 pa = pyaudio.PyAudio()
 stream = pa.open(format=pyaudio.paInt16, channels=1, rate=8000, output=True,
                  frames_per_buffer=160, stream_callback=callback)
-while position < len(pcm):
-    time.sleep(0.1)
-stream.stop_stream(); stream.close(); pa.terminate()
+print("listening on", flush=True)
+threading.Event().wait()
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time of all of a process's threads, from the scheduler's own nanosecond counts."""
+    total_ns = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total_ns += int((task / "schedstat").read_text().split()[0])
+    return total_ns / 1e9
+
+
+def cpu_while_playing(command: list[str], env: dict[str, str], port: int, pcm: bytes) -> float:
+    """CPU seconds the player process uses while ``pcm`` streams to it in real time."""
+    player = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        assert player.stdout is not None
+        for line in player.stdout:
+            if "listening on" in line:
+                break
+        time.sleep(1.0)  # let start-up settle: only steady playing is measured
+        before = process_cpu_seconds(player.pid)
+        with Sender(("127.0.0.1", port)) as sender:
+            sender.send(frame_pcm([pcm]))
+        return process_cpu_seconds(player.pid) - before
+    finally:
+        player.terminate()
+        player.wait()
 
 
 def bench_listener_cpu(seconds: float) -> None:
     pcm = test_signal(seconds, seed=1)
+    per_minute = 60 / seconds
     with AudioSink() as sink:
         env = appliance_env(ALSA_CONFIG_PATH=str(sink.asound_conf))
-        port = 5123
-        listener = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "appliance",
-                "listen",
-                "--once",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
+        ours = cpu_while_playing(
+            [sys.executable, "-m", "appliance", "listen", *LOOPBACK, "--port", "5123"],
+            env, 5123, pcm,
         )
-        assert listener.stderr is not None
-        for line in listener.stderr:
-            if "listening on" in line:
-                break
-        before = cpu_seconds(listener.pid)
-        with Sender(("127.0.0.1", port)) as sender:
-            sender.send(frame_pcm([pcm]))
-        during = cpu_seconds(listener.pid) - before
-        listener.communicate(timeout=30)
-        raw = Path(sink.asound_conf).parent / "bench.raw"
-        raw.write_bytes(pcm)
-        started = time.monotonic()
-        player = subprocess.Popen([sys.executable, "-c", MINIMAL_PLAYER, str(raw)], env=env)
-        # Sample its CPU just before it exits, over the same audio duration.
-        minimal = 0.0
-        while player.poll() is None:
-            try:
-                minimal = cpu_seconds(player.pid)
-            except (FileNotFoundError, ProcessLookupError):
-                break
-            time.sleep(0.05)
-        elapsed = time.monotonic() - started
-    per_minute = 60 / seconds
-    print(
-        f"listener CPU while playing {seconds:.0f} s: {during:.2f} s "
-        f"= {during * per_minute:.2f} s per minute of audio"
-    )
-    print(
-        f"minimal PyAudio callback player (start-up included, {elapsed:.0f} s): "
-        f"{minimal:.2f} s = {minimal * per_minute:.2f} s per minute of audio"
-    )
+        minimal = cpu_while_playing(
+            [sys.executable, "-c", MINIMAL_NETWORK_PLAYER, "5124"], env, 5124, pcm
+        )
+    print(f"CPU while playing {seconds:.0f} s into the test rig's PulseAudio sink:")
+    print(f"  appliance listen (mDNS on loopback):  {ours * per_minute:.2f} s per minute of audio")
+    print(f"  minimal PyAudio network player:       {minimal * per_minute:.2f} s per minute")
 
 
 def main() -> None:
