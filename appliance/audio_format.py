@@ -31,8 +31,6 @@ MAX_PAYLOAD_BYTES = 5 * FRAME_BYTES
 """Largest datagram accepted as audio (100 ms). Larger ones are not what any ptime-based
 sender emits; they are counted as invalid rather than allowed to blow up latency."""
 
-SILENCE_FRAME = bytes(FRAME_BYTES)
-
 
 def describe() -> str:
     """The format in words, for messages and ``--help``."""
@@ -47,8 +45,3 @@ def seconds_to_bytes(seconds: float) -> int:
     """Whole samples' worth of bytes for a duration (rounded down to a sample boundary)."""
     samples = int(seconds * SAMPLE_RATE)
     return samples * SAMPLE_WIDTH * CHANNELS
-
-
-def ms_to_frames(ms: float) -> int:
-    """Number of whole 20 ms frames covering a duration, at least one."""
-    return max(1, -(-int(ms) // FRAME_MS))
