@@ -164,3 +164,10 @@ def test_ctrl_c_stops_send_with_a_one_line_summary(tmp_path: Path) -> None:
     assert len(err.splitlines()) == 1
     assert err.startswith("stopped after sending ")
     assert f"of audio to 127.0.0.1:{port} in " in err
+
+
+def test_demo_with_a_missing_file_fails_before_starting_anything(tmp_path: Path) -> None:
+    result = run_appliance("demo", "--file", str(tmp_path / "nope.wav"))
+    assert (result.returncode, result.stderr) == (
+        1, f"appliance demo: error: {tmp_path / 'nope.wav'}: no such file\n"
+    )

@@ -14,7 +14,7 @@ from appliance.errors import AudioDeviceError, DiscoveryError
 from appliance.framing import frame_pcm
 from appliance.listener import Listener, ListenerConfig
 from appliance.sender import Sender
-from appliance.source import open_source
+from appliance.source import PcmSource, open_source
 
 log = logging.getLogger(__name__)
 
@@ -47,36 +47,43 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def send_by_name(listener: Listener, source: PcmSource) -> None:
+    """Advertise the listener on loopback, look it up by name and stream ``source`` to it."""
+    with Advertiser(DEMO_NAME, listener.port, [LOOPBACK], listener.state_machine) as ad:
+        ad.attach()
+        if not ad.wait_registered(REGISTER_TIMEOUT_S) or ad.registered_name is None:
+            raise DiscoveryError(f"could not advertise the demo listener: {ad.last_error}")
+        name = ad.registered_name
+        target = resolve_destination(name, DEFAULT_PORT, [LOOPBACK])
+        log.info("found %r over mDNS at %s:%d", name, target.address, target.port)
+        log.info("sending %s (%.1f s)", source.name, source.duration_s or 0)
+        with Sender((target.address, target.port)) as sender:
+            log.info(sender.send(frame_pcm(source.chunks())).summary())
+
+
 def run(args: argparse.Namespace) -> int:
     config = ListenerConfig(
         port=0, bind=LOOPBACK, device=args.device, output_file=args.output_file, once=True
     )
-    listener = Listener(config)
-    try:
+    # The file is checked before anything starts: a bad --file fails at once, not after the
+    # 1.6 s mDNS registration.
+    with open_source(args.file or sample_path()) as source:
+        listener = Listener(config)
         try:
-            listener.start()
-        except AudioDeviceError as error:
-            if args.output_file is not None or args.device is not None:
-                raise
-            log.warning("%s; writing the audio to %s instead", error, FALLBACK_FILE)
+            try:
+                listener.start()
+            except AudioDeviceError as error:
+                if args.output_file is not None or args.device is not None:
+                    raise
+                log.warning("%s; writing the audio to %s instead", error, FALLBACK_FILE)
+                listener.close()
+                config.output_file = FALLBACK_FILE
+                listener = Listener(config)
+                listener.start()
+            send_by_name(listener, source)
+            listener.wait_session_played()
+        finally:
             listener.close()
-            config.output_file = FALLBACK_FILE
-            listener = Listener(config)
-            listener.start()
-        with Advertiser(DEMO_NAME, listener.port, [LOOPBACK], listener.state_machine) as ad:
-            ad.attach()
-            if not ad.wait_registered(REGISTER_TIMEOUT_S) or ad.registered_name is None:
-                raise DiscoveryError(f"could not advertise the demo listener: {ad.last_error}")
-            name = ad.registered_name
-            target = resolve_destination(name, DEFAULT_PORT, [LOOPBACK])
-            log.info("found %r over mDNS at %s:%d", name, target.address, target.port)
-            with open_source(args.file or sample_path()) as source:
-                log.info("sending %s (%.1f s)", source.name, source.duration_s or 0)
-                with Sender((target.address, target.port)) as sender:
-                    log.info(sender.send(frame_pcm(source.chunks())).summary())
-        listener.wait_session_played()
-    finally:
-        listener.close()
     if config.output_file is not None:
         print(f"demo finished: the played audio is in {config.output_file}")
     else:

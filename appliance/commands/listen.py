@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from appliance.listener import (
     DEFAULT_TIMEOUT_S,
     ListenerConfig,
 )
-
-log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: Any) -> None:
