@@ -37,9 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from appliance.audio_format import DEFAULT_PORT, FRAME_MS
 from appliance.errors import UsageError
-from appliance.systemd import under_systemd
+from appliance.listener.defaults import MIN_BUFFER_MS, RTP_DEFAULT_FORMAT
+from appliance.pi.systemd import under_systemd
+from appliance.wire.payload import PayloadMap
+from appliance.wire.raw import DEFAULT_PORT
 
 DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
 
@@ -75,6 +77,9 @@ class ListenSection:
     """mDNS instance name; None = the host name (TOML: ``""``)."""
     interfaces: tuple[str, ...] = ()
     """Addresses to advertise on; empty = all interfaces."""
+    payload_map: tuple[str, ...] = ()
+    """Dynamic RTP payload types the listener plays, e.g. ``("96=L16/48000/2",)``; other
+    dynamic types are L16 at 8000 Hz mono (see :mod:`appliance.wire.payload`)."""
     autostart: bool = True
     """Start listening at once. False waits for a press of the listen button (without GPIO
     controls the appliance listens anyway: see :func:`should_autostart`)."""
@@ -88,6 +93,7 @@ class ListenSection:
             "timeout_s": self.timeout_s,
             "device": self.device,
             "max_buffer_s": self.max_buffer_s,
+            "payload_map": self.payload_map,
         }
 
 
@@ -100,7 +106,7 @@ class GpioSection:
     volume_up_button: int | None = None
     volume_down_button: int | None = None
     status_led: int | None = 5
-    """Green: listening / buffering / playing (see :mod:`appliance.leds`)."""
+    """Green: listening / buffering / playing (see :mod:`appliance.pi.leds`)."""
     underrun_led: int | None = 6
     """Amber: one flash per underrun."""
     error_led: int | None = 13
@@ -199,6 +205,7 @@ _SCHEMA: Mapping[str, Mapping[str, _Kind]] = {
         "max_buffer_s": "float",
         "name": "str",
         "interfaces": "str_list",
+        "payload_map": "str_list",
         "autostart": "bool",
     },
     "gpio": {
@@ -333,12 +340,18 @@ def validate(config: ApplianceConfig, origin: str = "<config>") -> None:
     listen, gpio, volume = config.listen, config.gpio, config.volume
     if not 0 <= listen.port <= MAX_PORT:
         raise UsageError(f"{origin}: [listen] port must be 0 to {MAX_PORT}, not {listen.port}")
-    if listen.buffer_ms < FRAME_MS:
-        raise UsageError(f"{origin}: [listen] buffer_ms must be at least {FRAME_MS} (one frame)")
+    if listen.buffer_ms < MIN_BUFFER_MS:
+        raise UsageError(
+            f"{origin}: [listen] buffer_ms must be at least {MIN_BUFFER_MS} (one packet)"
+        )
     if listen.timeout_s <= 0:
         raise UsageError(f"{origin}: [listen] timeout_s must be more than 0")
     if listen.max_buffer_s * 1000 < listen.buffer_ms:
         raise UsageError(f"{origin}: [listen] max_buffer_s must hold at least buffer_ms of audio")
+    try:
+        PayloadMap.from_texts(listen.payload_map, RTP_DEFAULT_FORMAT)
+    except UsageError as error:
+        raise UsageError(f"{origin}: [listen] {error}") from None
     if gpio.hold_time_s <= 0:
         raise UsageError(f"{origin}: [gpio] hold_time_s must be more than 0")
     used: dict[int, str] = {}
@@ -372,6 +385,7 @@ CLI_OVERRIDES: dict[str, tuple[str, str]] = {
     "max_buffer_s": ("listen", "max_buffer_s"),
     "name": ("listen", "name"),
     "interface": ("listen", "interfaces"),  # `--interface ADDR`, repeatable
+    "payload_map": ("listen", "payload_map"),  # `--payload-map PT=ENC/RATE[/CH]`, repeatable
     "autostart": ("listen", "autostart"),
     "gpio": ("gpio", "enabled"),
     "listen_pin": ("gpio", "listen_button"),
@@ -437,7 +451,7 @@ def apply_overrides(config: ApplianceConfig, args: argparse.Namespace) -> Applia
         value = getattr(args, dest, None)
         if value is None:
             continue
-        if dest == "interface":
+        if dest in ("interface", "payload_map"):
             value = tuple(value)
         changes.setdefault(section, {})[key] = value
     if not changes:

@@ -1,10 +1,11 @@
 """A real-time audio output for tests, without a sound card.
 
 Each :class:`AudioSink` starts a private PulseAudio daemon with one null sink (8000 Hz, s16le,
-mono) and writes an ALSA configuration that makes ALSA's ``default`` PCM -- and so PyAudio's
-default output -- play into it, in real time. What reaches the sink can be recorded from its
-monitor with ``parec``; an ALSA ``type file`` PCM in front of the pulse PCM also keeps a "tee"
-of the exact bytes PortAudio wrote.
+mono, unless ``AudioSink(rate=..., channels=...)`` asks for another format) and writes an ALSA
+configuration that makes ALSA's ``default`` PCM -- and so PyAudio's default output -- play into
+it, in real time. What reaches the sink can be recorded from its monitor with ``parec``; an
+ALSA ``type file`` PCM in front of the pulse PCM also keeps a "tee" of the exact bytes PortAudio
+wrote.
 
 Tests normally use the fixtures in ``tests/conftest.py`` rather than this class::
 
@@ -23,6 +24,10 @@ Comparisons are made "silence aside" (:func:`audible`): PortAudio writes silence
 first data, the monitor records silence whenever nothing plays, and under CPU load the monitor
 can contain short runs of zeros. Signals from :func:`test_signal` contain no zero samples, so
 removing zeros never removes signal.
+
+A :class:`RestrictedOutput` adds, to a started sink, an ALSA output that takes only one rate and
+channel count (8000 Hz mono) and refuses the others, as some real devices do; what it plays is
+recorded bit-exact. It needs a JACK server (see the comment above the class for why).
 """
 
 from __future__ import annotations
@@ -94,14 +99,15 @@ def pulse_alsa_plugin_installed() -> bool:
     return bool(glob.glob(PULSE_PCM_PLUGIN_GLOB))
 
 
-def test_signal(seconds: float, seed: int) -> bytes:
-    """Deterministic pseudo-random s16le mono audio at 8000 Hz with no zero sample.
+def test_signal(seconds: float, seed: int, *, rate: int = SAMPLE_RATE, channels: int = 1) -> bytes:
+    """Deterministic pseudo-random s16le audio (8000 Hz mono by default) with no zero sample.
 
     Having no zeros makes ``audible(played) == audible(sent)`` a strong check: every sample of
-    the signal must arrive, in order, with its exact value.
+    the signal must arrive, in order, with its exact value. Other rates and channel counts
+    (interleaved) continue the same pseudo-random sequence: the 8 kHz mono signal is unchanged.
     """
     rng = random.Random(seed)
-    n_samples = int(seconds * SAMPLE_RATE)
+    n_samples = int(seconds * rate) * channels
     samples = array("h")
     for _ in range(n_samples):
         value = rng.randint(-INT16_MAX, INT16_MAX - 1)
@@ -114,9 +120,9 @@ def test_signal(seconds: float, seed: int) -> bytes:
 test_signal.__dict__["__test__"] = False
 
 
-def silence(seconds: float) -> bytes:
-    """Zero samples for ``seconds`` at 8000 Hz mono s16le."""
-    return bytes(int(seconds * SAMPLE_RATE) * SAMPLE_BYTES)
+def silence(seconds: float, *, rate: int = SAMPLE_RATE, channels: int = 1) -> bytes:
+    """Zero samples for ``seconds`` of s16le (8000 Hz mono by default)."""
+    return bytes(int(seconds * rate) * SAMPLE_BYTES * channels)
 
 
 def audible(pcm: bytes) -> bytes:
@@ -185,13 +191,28 @@ def _asound_conf(socket_path: Path, tee_path: Path) -> str:
     )
 
 
-def _daemon_script(socket_path: Path) -> str:
+def _daemon_script(socket_path: Path, rate: int = SAMPLE_RATE, channels: int = 1) -> str:
     return (
         f"load-module module-native-protocol-unix auth-anonymous=1 socket={socket_path}\n"
         # norewinds=1: without it the start of each monitor recording is lost.
         f"load-module module-null-sink sink_name={SINK_NAME} format=s16le "
-        f"rate={SAMPLE_RATE} channels=1 norewinds=1\n"
+        f"rate={rate} channels={channels} norewinds=1\n"
     )
+
+
+def _parec_command(server: str, source: str, rate: int, channels: int) -> list[str]:
+    return [
+        "parec",
+        "-s",
+        server,
+        "-d",
+        source,
+        "--raw",
+        "--format=s16le",
+        f"--rate={rate}",
+        f"--channels={channels}",
+        f"--latency-msec={RECORD_LATENCY_MS}",
+    ]
 
 
 def _stop_process(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
@@ -213,7 +234,11 @@ class AudioSink:
     created (the ``audio_sink`` fixture does that).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int = SAMPLE_RATE, channels: int = 1) -> None:
+        self.rate = rate
+        """The null sink's rate, and the recording's (Hz); 8000 unless asked otherwise."""
+        self.channels = channels
+        """The null sink's channels, and the recording's; 1 unless asked otherwise."""
         self._dir = Path(tempfile.mkdtemp(prefix="audio-rig-"))
         self.socket_path = self._dir / "native"
         """The daemon's socket (``pactl -s unix:PATH ...`` to inspect it)."""
@@ -252,7 +277,7 @@ class AudioSink:
         for sub in ("home", "runtime"):
             (self._dir / sub).mkdir(mode=0o700)
         script = self._dir / "daemon.pa"
-        script.write_text(_daemon_script(self.socket_path))
+        script.write_text(_daemon_script(self.socket_path, self.rate, self.channels))
         self.asound_conf.write_text(_asound_conf(self.socket_path, self.tee_path))
         started = time.monotonic()
         with self.log_path.open("wb") as log:
@@ -325,18 +350,7 @@ class AudioSink:
         self._check_alive()
         with self._recording_path.open("wb") as out:
             self._recorder = subprocess.Popen(
-                [
-                    "parec",
-                    "-s",
-                    self.server,
-                    "-d",
-                    MONITOR_NAME,
-                    "--raw",
-                    "--format=s16le",
-                    f"--rate={SAMPLE_RATE}",
-                    "--channels=1",
-                    f"--latency-msec={RECORD_LATENCY_MS}",
-                ],
+                _parec_command(self.server, MONITOR_NAME, self.rate, self.channels),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.DEVNULL,
@@ -356,8 +370,9 @@ class AudioSink:
         recorder, self._recorder = self._recorder, None
         _stop_process(recorder, signal.SIGINT)
         data = self._recording_path.read_bytes()
-        # parec writes whole frames, but a kill may cut one: keep whole samples only.
-        return data[: len(data) - len(data) % SAMPLE_BYTES]
+        # parec writes whole frames, but a kill may cut one: keep whole frames only.
+        frame_bytes = SAMPLE_BYTES * self.channels
+        return data[: len(data) - len(data) % frame_bytes]
 
     def tee_bytes(self) -> bytes:
         """The exact bytes PortAudio wrote to the default output, silence included.
@@ -410,3 +425,296 @@ class NoAudioDevice:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             shutil.rmtree(self._dir)
+
+
+# --- An output that refuses every format but one -------------------------------------------------
+#
+# ALSA alone cannot build one without a sound card (alsa-lib 1.2.8, alsa-plugins 1.2.7.1): the
+# pulse, null, file, plug, rate, route, linear and multi PCMs take every rate; only hw, the
+# dmix/dshare/dsnoop family (hw slaves only), share, jack, a52, oss and usb_stream PCMs restrict
+# the rate. Of those, share restricts it from its configuration alone, but its close frees the
+# slave and then writes into it (use-after-free): PyAudio() aborts with a corrupted heap. The
+# jack PCM restricts the rate to its JACK server's and the channels to its port count, so the
+# rig runs a private JACK server on a timer (dummy backend) at the restricted rate and lets the
+# rig's PulseAudio take the JACK ports in as a source (module-jack-source) that parec records.
+# Floats all the way (PortAudio s16 -> /32768 -> JACK -> PulseAudio *32768 -> s16): bit-exact.
+# The JACK audio is recorded from that source, not from the null sink: module-loopback into the
+# sink resamples even at equal rates and is not bit-exact.
+
+RESTRICTED_PCM = "only8k"
+"""The ALSA PCM name (and PortAudio device name) of the :class:`RestrictedOutput`."""
+
+RESTRICTED_SOURCE = "rig_jack"
+"""The PulseAudio source that carries what was played to the restricted output."""
+
+JACK_SERVER_ENV = "JACK_DEFAULT_SERVER"
+"""libjack's server name variable: the test process needs it to reach the rig's JACK server."""
+
+JACK_NO_START_ENV = "JACK_NO_START_SERVER"
+"""Set, libjack never starts a server on its own (it would run jackd on ALSA's default)."""
+
+JACK_PROGRAMS = ("jackd", "jack_lsp")
+JACK_PCM_PLUGIN_GLOB = "/usr/lib/*/alsa-lib/libasound_module_pcm_jack.so"
+JACK_SOURCE_MODULE_GLOB = "/usr/lib/pulse-*/modules/module-jack-source.so"
+JACK_TOOLS_HINT = "apt-get install jackd2 pulseaudio-module-jack libasound2-plugins"
+
+JACK_PERIOD_S = 0.020
+"""The JACK server's period: it wakes every 20 ms, like the appliance's packets."""
+
+JACK_SERVER_SLOTS = 8
+"""Names tried for the rig's JACK server: ``audio-rig-0`` ... ``audio-rig-7``.
+
+JACK registers servers in a machine-wide table in /dev/shm with 8 slots, and frees a dead
+server's slot only when a server of the *same name* starts. Names unique per run would leak a
+slot at every killed jackd until none is left ("Too many servers already active"); reusing a
+few names reclaims them. A name whose server answers belongs to another rig running now.
+"""
+
+_JACK_CLIENT = "rig_in"
+_JACK_CHANNEL_MAPS = {1: ("mono",), 2: ("front-left", "front-right")}
+"""PulseAudio channel names: module-jack-source names its JACK ports after them."""
+
+_SHM_DIR = Path("/dev/shm")
+
+
+def restricted_output_missing() -> list[str]:
+    """What the :class:`RestrictedOutput` needs and is not installed (empty when it can run)."""
+    missing = [name for name in JACK_PROGRAMS if shutil.which(name) is None]
+    if not glob.glob(JACK_PCM_PLUGIN_GLOB):
+        missing.append("ALSA's jack plugin")
+    if not glob.glob(JACK_SOURCE_MODULE_GLOB):
+        missing.append("PulseAudio's module-jack-source")
+    return missing
+
+
+def restricted_asound_conf(pcm_name: str, channels: int) -> str:
+    """The ALSA PCM that plays into the rig's JACK server: its rate, ``channels`` channels."""
+    ports = " ".join(
+        f'{index} "{_JACK_CLIENT}:{port}"'
+        for index, port in enumerate(_JACK_CHANNEL_MAPS[channels])
+    )
+    return (
+        "# Written by tests/audio_rig.py: an output that takes only the JACK server's rate and\n"
+        f"# {channels} channel(s). align_psize false: PortAudio probes every device with a\n"
+        "# 512-frame buffer, which is no multiple of JACK's period; without it the device\n"
+        "# is left out of PortAudio's list.\n"
+        f"pcm.{pcm_name} {{\n"
+        "    type jack\n"
+        "    align_psize false\n"
+        f"    playback_ports {{ {ports} }}\n"
+        "}\n"
+    )
+
+
+class RestrictedOutput:
+    """An ALSA output, reachable through PyAudio, that refuses every format but one.
+
+    It takes ``rate`` Hz (8000 by default) with ``channels`` channels (1 by default) and
+    nothing else: ``pa.is_format_supported(48000, output_device=i, output_channels=1, ...)``
+    raises ``ValueError('Invalid sample rate', -9997)`` and 2 channels on a mono output raise
+    ``ValueError('Invalid number of channels', -9998)``. (Fewer channels are not refused: a
+    stereo one takes mono too, PortAudio opens it in stereo and pads with silence.) What is
+    played is recorded, bit-exact, with :meth:`start_recording` / :meth:`stop_recording`
+    (silence aside, as for the sink).
+
+    It lives in ``sink``'s PulseAudio and ALSA configuration (``sink`` must be started); the
+    ALSA name is :attr:`pcm_name`, next to the sink's ``default``. The test process needs
+    :attr:`env` (``JACK_DEFAULT_SERVER``) before ``pyaudio.PyAudio()``: the
+    ``restricted_output`` fixture sets it, with ``ALSA_CONFIG_PATH``.
+    """
+
+    def __init__(
+        self,
+        sink: AudioSink,
+        *,
+        rate: int = SAMPLE_RATE,
+        channels: int = 1,
+        pcm_name: str = RESTRICTED_PCM,
+    ) -> None:
+        if channels not in _JACK_CHANNEL_MAPS:
+            raise ValueError(f"{channels} channels: the restricted output is mono or stereo")
+        self.sink = sink
+        self.rate = rate
+        self.channels = channels
+        self.pcm_name = pcm_name
+        self.server_name = ""
+        """The JACK server's name, chosen by :meth:`start` (see :data:`JACK_SERVER_SLOTS`)."""
+        self.log_path = sink.socket_path.parent / "jackd.log"
+        self._recording_path = sink.socket_path.parent / "restricted.raw"
+        self._jackd: subprocess.Popen[bytes] | None = None
+        self._recorder: subprocess.Popen[bytes] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment a process needs to play to this output (with ``ALSA_CONFIG_PATH``)."""
+        return {JACK_SERVER_ENV: self.server_name, JACK_NO_START_ENV: "1"}
+
+    def _jack_env(self) -> dict[str, str]:
+        env = self.sink._env()
+        env.update(self.env)
+        # jackd would otherwise ask D-Bus for the (non-existent) sound card's reservation.
+        env["JACK_NO_AUDIO_RESERVATION"] = "1"
+        return env
+
+    def start(self) -> None:
+        """Start the JACK server, take its ports into PulseAudio, add the ALSA PCM."""
+        if not self.sink.is_running:
+            raise AudioRigError("start the AudioSink before its RestrictedOutput")
+        failures: list[str] = []
+        for slot in range(JACK_SERVER_SLOTS):
+            self.server_name = f"audio-rig-{slot}"
+            if self._jack_answers():
+                continue  # another rig's server, running now
+            self._start_jackd()
+            try:
+                self.sink._wait_until(self._jack_ready, "the JACK server")
+                break
+            except AudioRigError as error:
+                # Another rig may have taken the name between the check and the start.
+                failures.append(f"{self.server_name}: {error}")
+                self._stop_jackd(owned=False)
+        else:
+            raise AudioRigError("no JACK server would start; " + "\n".join(failures))
+        ports = _JACK_CHANNEL_MAPS[self.channels]
+        loaded = self.sink._pactl(
+            "load-module",
+            "module-jack-source",
+            f"source_name={RESTRICTED_SOURCE}",
+            f"server_name={self.server_name}",
+            f"client_name={_JACK_CLIENT}",
+            f"channels={self.channels}",
+            f"channel_map={','.join(ports)}",
+            "connect=false",
+        )
+        if loaded.returncode != 0:
+            raise AudioRigError(
+                f"module-jack-source did not load: {loaded.stderr.strip()}; {self._jack_log()}"
+            )
+        with self.sink.asound_conf.open("a") as conf:
+            conf.write(restricted_asound_conf(self.pcm_name, self.channels))
+
+    def _start_jackd(self) -> None:
+        period = round(self.rate * JACK_PERIOD_S)
+        # The dummy backend sleeps --wait microseconds per period whatever the period is
+        # (21333 by default): it must be the period's exact duration, or the clock runs wrong.
+        wait_us = round(period / self.rate * 1_000_000)
+        with self.log_path.open("wb") as log:
+            self._jackd = subprocess.Popen(
+                [
+                    "jackd",
+                    "--name",
+                    self.server_name,
+                    # Ordinary scheduling: CI runners may not grant real-time priority.
+                    "--no-realtime",
+                    "-d",
+                    "dummy",  # a timer, no sound card
+                    f"--rate={self.rate}",
+                    f"--period={period}",
+                    f"--wait={wait_us}",
+                    "--playback=0",
+                    "--capture=0",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=self._jack_env(),
+            )
+
+    def _stop_jackd(self, *, owned: bool) -> None:
+        if self._jackd is not None:
+            jackd, self._jackd = self._jackd, None
+            _stop_process(jackd, signal.SIGTERM)
+        if not owned:
+            return  # the name may be another rig's: its files are not ours to remove
+        # A jackd that was killed leaves its socket and semaphores behind.
+        for leftover in (
+            *_SHM_DIR.glob(f"jack_{self.server_name}_*"),
+            *_SHM_DIR.glob(f"jack_sem.*_{self.server_name}_*"),
+        ):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+    def _jack_answers(self) -> bool:
+        """Whether a JACK server of this name is running (never starts one)."""
+        result = subprocess.run(
+            ["jack_lsp", "--server", self.server_name],
+            capture_output=True,
+            env=self._jack_env(),
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        return result.returncode == 0
+
+    def _jack_ready(self) -> bool:
+        if self._jackd is None or self._jackd.poll() is not None:
+            raise AudioRigError(f"jackd is not running; {self._jack_log()}")
+        return self._jack_answers()
+
+    def _jack_log(self) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip()
+        except OSError:
+            text = ""
+        return f"jackd log:\n{text}" if text else "jackd log is empty"
+
+    def start_recording(self) -> None:
+        """Record what reaches the output from now on; returns once parec's stream is connected."""
+        if self._recorder is not None:
+            raise AudioRigError("already recording")
+        with self._recording_path.open("wb") as out:
+            self._recorder = subprocess.Popen(
+                _parec_command(self.sink.server, RESTRICTED_SOURCE, self.rate, self.channels),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+                env=self.sink._env(),
+            )
+        self.sink._wait_until(self._recorder_connected, "parec's recording stream")
+
+    def _recorder_connected(self) -> bool:
+        if self._recorder is not None and self._recorder.poll() is not None:
+            raise AudioRigError(f"parec exited with {self._recorder.returncode}")
+        # The sink may be recording too: look for a stream on this source, by index.
+        sources = self.sink._pactl("list", "short", "sources").stdout.splitlines()
+        index = next((f[0] for f in map(str.split, sources) if f[1:2] == [RESTRICTED_SOURCE]), None)
+        outputs = self.sink._pactl("list", "short", "source-outputs").stdout.splitlines()
+        return index is not None and any(f[1:2] == [index] for f in map(str.split, outputs))
+
+    def stop_recording(self, settle_s: float = DEFAULT_SETTLE_S) -> bytes:
+        """Stop recording and return what the output played (s16le, with silence around it)."""
+        if self._recorder is None:
+            raise AudioRigError("not recording: call start_recording() first")
+        time.sleep(settle_s)
+        recorder, self._recorder = self._recorder, None
+        _stop_process(recorder, signal.SIGINT)
+        data = self._recording_path.read_bytes()
+        frame_bytes = SAMPLE_BYTES * self.channels
+        return data[: len(data) - len(data) % frame_bytes]
+
+    def close(self) -> None:
+        """Stop parec and jackd and remove what jackd left in /dev/shm. Idempotent.
+
+        PulseAudio's JACK source unloads itself when the server goes; the sink is closed by
+        its owner.
+        """
+        if self._recorder is not None:
+            recorder, self._recorder = self._recorder, None
+            _stop_process(recorder, signal.SIGKILL)
+        if self._jackd is not None:
+            self._stop_jackd(owned=True)
+
+    def __enter__(self) -> RestrictedOutput:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from appliance.discovery import Advertiser, make_zeroconf, resolve_listener
-from appliance.state import ListenerState, StateMachine
+from appliance.listener.state import ListenerState, StateMachine
 
 LO = ["127.0.0.1"]
 DEFAULT_RUNS = 10

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from audio_rig import AudioSink, test_signal
 from cli_runner import LOOPBACK, appliance_env
 
-from appliance.framing import frame_pcm
-from appliance.sender import Sender
+from appliance.sender.sender import Sender
+from appliance.wire.raw import frame_pcm
 
 INTERVAL_S = 0.020
 

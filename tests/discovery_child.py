@@ -14,7 +14,7 @@ import sys
 import threading
 
 from appliance.discovery import Advertiser, install_shutdown_signals
-from appliance.state import ListenerState, StateMachine
+from appliance.listener.state import ListenerState, StateMachine
 
 REGISTER_TIMEOUT_S = 10.0
 

@@ -12,7 +12,7 @@ from zeroconf import ServiceInfo
 
 from appliance.discovery import Advertiser, make_zeroconf
 from appliance.discovery.records import SERVICE_TYPE
-from appliance.state import ListenerState, StateMachine
+from appliance.listener.state import ListenerState, StateMachine
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from zeroconf import ServiceBrowser, ServiceStateChange, Zeroconf
 
 from appliance.discovery import Advertiser, make_zeroconf
 from appliance.discovery.records import SERVICE_TYPE, instance_name
-from appliance.state import StateMachine
+from appliance.listener.state import StateMachine
 
 LO = ["127.0.0.1"]
 REGISTER_TIMEOUT_S = 10.0

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from appliance.errors import ApplianceError
-from appliance.state import ListenerState, StateMachine, Transition
+from appliance.listener.state import ListenerState, StateMachine, Transition
 
 WAIT_S = 5.0
 """Upper bound for anything a test waits for: generous, only reached when a test fails."""

@@ -16,11 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.audio_format import BYTES_PER_SECOND
-from appliance.framing import frame_pcm
-from appliance.listener import Listener, ListenerConfig
-from appliance.sender import Sender
-from appliance.state import ListenerState
+from appliance.listener.listener import Listener, ListenerConfig
+from appliance.listener.state import ListenerState
+from appliance.sender.sender import Sender
+from appliance.wire.raw import frame_pcm
 
 SAMPLE_S = 0.005
 WIDTH, HEIGHT = 760, 300
@@ -45,7 +44,7 @@ def record() -> list[tuple[float, float, ListenerState]]:
 
             def sample() -> None:
                 while not done.is_set():
-                    depth_ms = listener.buffer.depth_bytes * 1000 / BYTES_PER_SECOND
+                    depth_ms = listener.buffer.depth * 1000 / listener.buffer.format.rate
                     state = listener.state_machine.state
                     samples.append((time.monotonic() - started, depth_ms, state))
                     time.sleep(SAMPLE_S)

@@ -7,10 +7,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from appliance.audio_format import FRAME_BYTES
-from appliance.framing import frame_pcm
-from appliance.sender import Sender, SendReport
+from appliance.sender.sender import Sender, SendReport
+from appliance.wire.raw import RAW_FORMAT, frame_pcm
 
+FRAME_BYTES = RAW_FORMAT.packet_bytes
 SEED_SLEEP_S = 0.01
 """The seed sender sleeps 10 ms after each 320-byte datagram: about 2x real time."""
 

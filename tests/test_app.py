@@ -18,14 +18,14 @@ from cli_runner import run_appliance
 from gpio_helpers import changes, delivered, wait_until
 from gpiozero.pins.mock import MockFactory
 
-from appliance.app import ListenerApp
+from appliance.audio.pcm import apply_gain
 from appliance.config import ApplianceConfig, GpioSection, ListenSection, VolumeSection
 from appliance.discovery import discover_listeners, resolve_listener
-from appliance.framing import frame_pcm
-from appliance.gain import apply_gain
-from appliance.listener import ListenerConfig
-from appliance.sender import Sender
-from appliance.state import ListenerState, StateMachine
+from appliance.listener.listener import ListenerConfig
+from appliance.listener.state import ListenerState, StateMachine
+from appliance.pi.app import ListenerApp
+from appliance.sender.sender import Sender
+from appliance.wire.raw import frame_pcm
 
 pytest_plugins = ("gpio_fixtures",)
 

@@ -108,10 +108,15 @@ def test_send_by_name_and_listen_once_end_to_end(audio_sink: AudioSink, tmp_path
     with listening_once("--port", "0", "--name", name, ready_line="advertising") as listener:
         sent_result = run_appliance("send", str(wav), "--to", name, "--interface", "127.0.0.1")
     assert sent_result.returncode == 0, sent_result.stderr
-    assert sent_result.stderr.startswith("sent 1.00 s of audio to 127.0.0.1:")
+    # Found by name, the listener advertises RTP: 8000 Hz mono goes as L16 on type 112.
+    assert sent_result.stderr.startswith(
+        f"sent 1.00 s of 8000 Hz mono audio over RTP (type 112) to {name} (127.0.0.1:"
+    )
     assert " in 50 packets" in sent_result.stderr
     assert listener.returncode == 0
-    assert "ended (end-of-stream marker): 50 packets, 16000 bytes" in listener.log
+    assert "ended (RTCP BYE): RTP type 112, 8000 Hz mono s16be, 50 packets, 16000 bytes" in (
+        listener.log
+    )
     assert_played(audio_sink.stop_recording(), sent)
 
 

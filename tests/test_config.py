@@ -135,7 +135,7 @@ def test_template_takes_the_installers_name_line() -> None:
 
 
 def test_listen_defaults_match_the_listener() -> None:
-    from appliance.listener import ListenerConfig
+    from appliance.listener.listener import ListenerConfig
 
     listener = ListenerConfig()
     assert ListenSection().listener_kwargs() == {
@@ -224,7 +224,7 @@ def test_listen_defaults_match_the_listener() -> None:
         ),
         (
             "[listen]\nbuffer_ms = 10\n",
-            "[listen] buffer_ms must be at least 20 (one frame)",
+            "[listen] buffer_ms must be at least 20 (one packet)",
         ),
         (
             "[listen]\ntimeout_s = 0\n",

@@ -13,12 +13,12 @@ from gpio_helpers import FakeListener, changes, delivered, wait_until
 from gpiozero import LED, Device
 from gpiozero.pins.mock import MockFactory
 
-from appliance import controls as controls_module
 from appliance.config import GpioSection, ShutdownSetting, VolumeSection
-from appliance.controls import Controls, open_controls, systemctl_poweroff
 from appliance.errors import AudioDeviceError
-from appliance.state import ListenerState
-from appliance.volume import Volume, db_to_factor
+from appliance.listener.state import ListenerState
+from appliance.pi import controls as controls_module
+from appliance.pi.controls import Controls, open_controls, systemctl_poweroff
+from appliance.pi.volume import Volume, db_to_factor
 
 pytest_plugins = ("gpio_fixtures",)  # the mock_factory and fake_listener fixtures
 
@@ -168,7 +168,7 @@ def test_press_during_a_slow_start_is_ignored(
     controls = make_controls()
     gate = threading.Event()
     fake_listener.start_gate = gate
-    caplog.set_level(logging.INFO, logger="appliance.controls")
+    caplog.set_level(logging.INFO, logger="appliance.pi.controls")
     click(mock_factory, LISTEN)
     assert fake_listener.started.wait(5)
     click(mock_factory, LISTEN)  # impatient second press while the start is running
@@ -326,7 +326,7 @@ def test_close_releases_pins_and_stops_following(
 def test_open_controls_without_gpio_says_so(
     fake_listener: FakeListener, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="appliance.controls")
+    caplog.set_level(logging.INFO, logger="appliance.pi.controls")
     assert open_controls(GpioSection(enabled=False), fake_listener) is None
     assert caplog.messages == ["GPIO controls off: disabled by --no-gpio or [gpio] enabled = false"]
 
@@ -334,7 +334,7 @@ def test_open_controls_without_gpio_says_so(
 def test_open_controls_with_no_pins_says_so(
     fake_listener: FakeListener, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="appliance.controls")
+    caplog.set_level(logging.INFO, logger="appliance.pi.controls")
     gpio = GpioSection(listen_button=None, status_led=None, underrun_led=None, error_led=None)
     assert open_controls(gpio, fake_listener) is None
     assert caplog.messages == ["GPIO controls off: no pins configured in [gpio]"]
@@ -420,7 +420,7 @@ def test_shutdown_on_hold_auto_means_under_systemd(
 
 
 def test_listen_button_drives_the_real_listener(mock_factory: MockFactory, tmp_path: Path) -> None:
-    from appliance.listener import Listener, ListenerConfig
+    from appliance.listener.listener import Listener, ListenerConfig
 
     config = ListenerConfig(port=0, bind="127.0.0.1", output_file=tmp_path / "out.wav")
     with Listener(config) as listener:

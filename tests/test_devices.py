@@ -4,8 +4,8 @@ import pyaudio
 import pytest
 from audio_rig import AudioSink, NoAudioDevice
 
-from appliance.devices import open_pyaudio, output_devices, resolve_device
 from appliance.errors import AudioDeviceError
+from appliance.listener.outputs.devices import open_pyaudio, output_devices, resolve_device
 
 
 @pytest.fixture

@@ -6,11 +6,13 @@ import argparse
 import json
 
 import pytest
-from discovery_helpers import TEST_SERVER, AdvertiseFactory, unique_name
+from discovery_helpers import TEST_SERVER, AdvertiseFactory, unique_name, wait_all_registered
 
 from appliance import __version__
 from appliance.commands import discover, status
 from appliance.discovery import ListenerEvent, ListenerProperties, ListenerRecord
+from appliance.discovery.records import RTP_DEFAULT_FORMAT, l16_table
+from appliance.wire.payload import PayloadMap, parse_mapping
 
 pytest_plugins = ("discovery_fixtures",)  # the advertise fixture
 
@@ -25,6 +27,15 @@ def run(*argv: str) -> int:
     return result
 
 
+USER_MAP = PayloadMap(
+    {
+        **l16_table(112),
+        **dict(parse_mapping(text) for text in ("96=L16/48000/2", "100=PCMA/8000")),
+    },
+    RTP_DEFAULT_FORMAT,
+)
+"""An appliance listener's map: the built-in L16 table and two entries of its own."""
+
 RECORD = ListenerRecord(
     "kitchen",
     "raspberrypi.local.",
@@ -34,12 +45,34 @@ RECORD = ListenerRecord(
 )
 
 
+RTP_RECORD = ListenerRecord(
+    "attic",
+    "attic.local.",
+    ("192.0.2.30",),
+    5005,
+    ListenerProperties(
+        rtp=frozenset({0, 8, 10, 11, *range(96, 128)}),
+        l16_base=112,
+        rtp_map=("96=L16/48000/2", "100=PCMA/8000"),
+        max_rate=48000,
+        max_channels=2,
+        version="0.2.0",
+        state="waiting",
+    ),
+)
+
+
 def test_format_table() -> None:
-    other = ListenerRecord("attic", "a.local.", (), 6000, ListenerProperties.parse({}))
-    assert discover.format_table([RECORD, other]).splitlines() == [
-        "NAME     HOST               ADDRESSES              PORT  STATE    FORMAT",
-        "kitchen  raspberrypi.local  192.0.2.20,192.0.2.21  5005  playing  s16le 8000Hz 1ch 20ms",
-        "attic    a.local            -                      6000  ?        ? ?Hz ?ch ?ms",
+    other = ListenerRecord("cellar", "c.local.", (), 6000, ListenerProperties.parse({}))
+    assert discover.format_table([RECORD, RTP_RECORD, other]).splitlines() == [
+        "NAME     HOST               ADDRESSES              PORT  STATE    FORMAT"
+        "                 RTP",
+        "kitchen  raspberrypi.local  192.0.2.20,192.0.2.21  5005  playing  s16le 8000Hz 1ch 20ms"
+        "  -",
+        "attic    attic.local        192.0.2.30             5005  waiting  s16le 8000Hz 1ch 20ms"
+        "  L16,PCMU,PCMA 8000-48000Hz 1-2ch",
+        "cellar   c.local            -                      6000  ?        ? ?Hz ?ch ?ms"
+        "          -",
     ]
 
 
@@ -67,27 +100,52 @@ def test_format_status() -> None:
     )
 
 
+def test_format_status_with_rtp() -> None:
+    assert status.format_status(RTP_RECORD).splitlines()[5:] == [
+        "format:    s16le 8000Hz 1ch 20ms",
+        "rtp:       L16,PCMU,PCMA 8000-48000Hz 1-2ch",
+        "rtp types: 0,8,10,11,96-127 (L16 table from 112)",
+        "rtp map:   96=L16/48000/2, 100=PCMA/8000",
+        "version:   0.2.0",
+    ]
+
+
 def test_discover_json_lists_the_listener(
     advertise: AdvertiseFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    name = unique_name("json")
-    advertise(name, port=6400)
-    assert run("discover", "--interface", "127.0.0.1", "--timeout", "2", "--json") == 0
-    listed = [r for r in json.loads(capsys.readouterr().out) if r["name"] == name]
-    assert listed == [
-        {
-            "name": name,
-            "host": TEST_SERVER,
-            "addresses": ["127.0.0.1"],
-            "port": 6400,
-            "state": "waiting",
-            "rate": 8000,
-            "format": "s16le",
-            "channels": 1,
-            "ptime": 20,
-            "version": __version__,
-        }
-    ]
+    name, rtp_name = unique_name("json"), unique_name("json-rtp")
+    # Registrations probe for 1.6 s each: in parallel.
+    wait_all_registered(
+        [
+            advertise(name, port=6400, wait=False),
+            advertise(rtp_name, port=6401, wait=False, payload_map=USER_MAP),
+        ]
+    )
+    assert run("discover", "--interface", "127.0.0.1", "--timeout", "4", "--json") == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    common = {
+        "host": TEST_SERVER,
+        "addresses": ["127.0.0.1"],
+        "state": "waiting",
+        "rate": 8000,
+        "format": "s16le",
+        "channels": 1,
+        "ptime": 20,
+        "version": __version__,
+    }
+    assert listed[name] == {"name": name, "port": 6400, **common, "rtp": None}
+    assert listed[rtp_name] == {
+        "name": rtp_name,
+        "port": 6401,
+        **common,
+        "rtp": {
+            "payload_types": [0, 8, 10, 11, *range(96, 128)],
+            "l16_base": 112,
+            "map": ["96=L16/48000/2", "100=PCMA/8000"],
+            "max_rate": 48000,
+            "max_channels": 2,
+        },
+    }
 
 
 def test_discover_with_nothing_found_says_so(capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,7 +31,7 @@ from appliance.discovery import (
     watch_listeners,
 )
 from appliance.errors import NetworkError, UsageError
-from appliance.state import ListenerState, StateMachine
+from appliance.listener.state import ListenerState, StateMachine
 
 pytest_plugins = ("discovery_fixtures",)  # the advertise/presence/raw_register fixtures
 

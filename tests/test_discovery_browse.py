@@ -25,7 +25,7 @@ from appliance.discovery import (
     watch_listeners,
 )
 from appliance.errors import DiscoveryError
-from appliance.state import ListenerState
+from appliance.listener.state import ListenerState
 
 pytest_plugins = ("discovery_fixtures",)  # the advertise/presence/raw_register fixtures
 

@@ -103,3 +103,14 @@ def test_incompatible_listener_is_refused_before_sending(
         f"listener '{name}' cannot play our format: it advertises channels=2; "
         "we send rate=8000, format=s16le, channels=1"
     )
+
+
+def test_a_listener_playing_rtp_is_accepted_whatever_its_raw_format(
+    raw_register: Callable[[str, int, dict[str, str]], ServiceInfo],
+) -> None:
+    # Which wire and format suit the file is decided later (appliance.sender.plan).
+    name = unique_name("rtp-only")
+    raw_register(name, 6310, {"rate": "16000", "rtp": "0,8,10,11,96-127", "l16": "112"})
+    target = resolve_destination(name, PORT, LO, NO_FIXED_WAIT_TIMEOUT_S)
+    assert target.listener is not None and target.listener.properties.plays_rtp
+    assert (target.address, target.port) == ("127.0.0.1", 6310)

@@ -85,6 +85,26 @@ def test_record_from_service_info() -> None:
         "channels": 1,
         "ptime": 20,
         "version": __version__,
+        "rtp": None,
+    }
+
+
+def test_record_to_json_with_rtp() -> None:
+    props = ListenerProperties(
+        rtp=frozenset({0, 8, 10, 11, *range(96, 128)}),
+        l16_base=112,
+        rtp_map=("96=L16/48000/2",),
+        max_rate=48000,
+        max_channels=2,
+        state="waiting",
+    )
+    record = ListenerRecord("x", "pi.local.", ("192.0.2.7",), 5005, props)
+    assert record.to_json()["rtp"] == {
+        "payload_types": [0, 8, 10, 11, *range(96, 128)],
+        "l16_base": 112,
+        "map": ["96=L16/48000/2"],
+        "max_rate": 48000,
+        "max_channels": 2,
     }
 
 

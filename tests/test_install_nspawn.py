@@ -47,7 +47,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.audio_format import BYTES_PER_SECOND, DEFAULT_PORT, SAMPLE_WIDTH
+from appliance.wire.raw import DEFAULT_PORT, RAW_FORMAT
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path("/var/cache/appliance-test-root")
@@ -313,8 +313,8 @@ class PacedFifo:
 
     Opened read-write: on a FIFO that never blocks and always counts as a writer, so the
     player's open never waits, the test never reads end-of-file and the player never gets
-    SIGPIPE. Reading at most ``BYTES_PER_SECOND`` keeps the small pipe full, and a full pipe
-    blocks the player's writes: the player runs at the pace of a sound card::
+    SIGPIPE. Reading at most ``RAW_FORMAT.bytes_per_second`` keeps the small pipe full, and a
+    full pipe blocks the player's writes: the player runs at the pace of a sound card::
 
         with PacedFifo(root / PLAYED_IN_ROOT) as played:
             ...  # boot the container, send a stream
@@ -339,7 +339,7 @@ class PacedFifo:
         last = time.monotonic()
         while not self._stop.wait(PACE_TICK_S):
             now = time.monotonic()
-            credit += (now - last) * BYTES_PER_SECOND
+            credit += (now - last) * RAW_FORMAT.bytes_per_second
             last = now
             wanted = int(credit)
             try:
@@ -381,7 +381,7 @@ class PacedFifo:
 
 def without_silence(data: bytes) -> bytes:
     """The samples of s16le ``data`` that are not 0, in order."""
-    samples = array.array("h", data[: len(data) // SAMPLE_WIDTH * SAMPLE_WIDTH])
+    samples = array.array("h", data[: len(data) - len(data) % RAW_FORMAT.sample_bytes])
     return array.array("h", (sample for sample in samples if sample)).tobytes()
 
 

@@ -6,7 +6,8 @@ from gpio_helpers import changes, wait_until
 from gpiozero import LED
 from gpiozero.pins.mock import MockFactory
 
-from appliance.leds import (
+from appliance.listener.state import ListenerState, Transition
+from appliance.pi.leds import (
     ERROR_PATTERNS,
     FAST_BLINK,
     OFF,
@@ -19,7 +20,6 @@ from appliance.leds import (
     StatusLeds,
     led_table_markdown,
 )
-from appliance.state import ListenerState, Transition
 
 pytest_plugins = ("gpio_fixtures",)  # mock_factory
 

@@ -1,6 +1,6 @@
 import pytest
 
-from appliance.pacing import Pacer
+from appliance.sender.pacing import Pacer
 
 
 class FakeClock:

@@ -1,7 +1,8 @@
 import io
 
-from appliance.progress import ProgressLine, clock_text
-from appliance.sender import SendReport
+from appliance.audio.format import AudioFormat, Encoding
+from appliance.sender.progress import ProgressLine, clock_text
+from appliance.sender.sender import SendReport
 
 
 def test_clock_text() -> None:
@@ -31,3 +32,13 @@ def test_updates_are_throttled() -> None:
     line.update(report)
     line.update(report)
     assert out.getvalue().count("\r") == 1
+
+
+def test_progress_counts_time_in_the_streams_format() -> None:
+    out = io.StringIO()
+    line = ProgressLine(out, total_s=2.0, target="kitchen (10.0.0.5:5005)")
+    stereo = AudioFormat(48000, 2, Encoding.S16BE)
+    line.update(SendReport(("10.0.0.5", 5005), audio_bytes=192000, audio_format=stereo), True)
+    assert out.getvalue() == (
+        "\r[############............] 00:01.0 / 00:02.0 -> kitchen (10.0.0.5:5005)\x1b[K"
+    )

@@ -4,8 +4,8 @@ import pytest
 from streams import udp_socket
 
 from appliance.errors import NetworkError
-from appliance.framing import RawDatagram, frame_pcm
-from appliance.sender import Sender, SendReport
+from appliance.sender.sender import Sender, SendReport
+from appliance.wire.raw import RawDatagram, frame_pcm
 
 PCM = bytes(i % 256 for i in range(320 * 10 + 100))
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import SourceError
-from appliance.source import open_source
+from appliance.sender.source import open_source
 
 
 def write_wav(path: Path, pcm: bytes, rate: int = 8000, channels: int = 1, width: int = 2) -> Path:
@@ -59,24 +59,32 @@ def test_wav_with_extra_chunks_and_streaming_size(tmp_path: Path) -> None:
     assert read_all(path) == PCM[:1000]
 
 
+ACCEPTED = (
+    "16-bit PCM, mono or stereo, at 8000, 11025, 16000, 22050, 24000, 32000, 44100 or 48000 Hz"
+)
+
+
 @pytest.mark.parametrize(
-    ("rate", "channels", "width", "described"),
+    ("rate", "channels", "width", "described", "options"),
     [
-        (44100, 2, 2, "44100 Hz, 16-bit, stereo PCM"),
-        (8000, 1, 1, "8000 Hz, 8-bit, mono PCM"),
-        (16000, 1, 2, "16000 Hz, 16-bit, mono PCM"),
+        (8000, 1, 1, "8000 Hz, 8-bit, mono PCM", ""),
+        (48000, 2, 3, "48000 Hz, 24-bit, stereo PCM", ""),
+        (44100, 2, 4, "44100 Hz, 32-bit, stereo PCM", ""),
+        (96000, 2, 2, "96000 Hz, 16-bit, stereo PCM", "-ar 48000 "),
+        (88200, 1, 2, "88200 Hz, 16-bit, mono PCM", "-ar 44100 "),
+        (12000, 1, 2, "12000 Hz, 16-bit, mono PCM", "-ar 16000 "),
+        (48000, 6, 2, "48000 Hz, 16-bit, 6-channel PCM", "-ac 2 "),
     ],
 )
 def test_wav_in_another_format_is_refused_naming_both_formats(
-    tmp_path: Path, rate: int, channels: int, width: int, described: str
+    tmp_path: Path, rate: int, channels: int, width: int, described: str, options: str
 ) -> None:
     path = write_wav(tmp_path / "song.wav", bytes(100 * channels * width), rate, channels, width)
     with pytest.raises(SourceError) as caught:
         open_source(path)
     assert str(caught.value) == (
-        f"{path}: WAV is {described}; the appliance needs 8000 Hz, 16-bit signed "
-        f"little-endian, mono. Convert with: ffmpeg -i {path} -ar 8000 -ac 1 -c:a pcm_s16le "
-        "song-8k.wav"
+        f"{path}: WAV is {described}; the appliance sends {ACCEPTED}. "
+        f"Convert with: ffmpeg -i {path} {options}-c:a pcm_s16le song-s16.wav"
     )
 
 
@@ -114,7 +122,10 @@ def test_mp3_is_recognised_and_refused(tmp_path: Path) -> None:
     path.write_bytes(b"ID3\x04\x00" + bytes(100))
     with pytest.raises(SourceError) as caught:
         open_source(path)
-    assert str(caught.value).startswith(f"{path}: looks like an MP3 file; send raw PCM or a WAV")
+    assert str(caught.value) == (
+        f"{path}: looks like an MP3 file; send raw PCM or a WAV file ({ACCEPTED}). "
+        f"Convert with: ffmpeg -i {path} -ar 44100 -ac 2 -c:a pcm_s16le song-s16.wav"
+    )
 
 
 def test_truncated_wav_is_refused(tmp_path: Path) -> None:

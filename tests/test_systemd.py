@@ -1,4 +1,4 @@
-"""appliance.systemd against a real AF_UNIX datagram socket standing in for systemd."""
+"""appliance.pi.systemd against a real AF_UNIX datagram socket standing in for systemd."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance import systemd
+from appliance.pi import systemd
 
 RECEIVE_TIMEOUT_S = 5.0
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from appliance.audio.pcm import apply_gain
 from appliance.config import VolumeSection
-from appliance.gain import apply_gain
-from appliance.volume import Volume, db_to_factor, factor_to_db
+from appliance.pi.volume import Volume, db_to_factor, factor_to_db
 
 
 def make(tmp_path: Path, **overrides: float) -> Volume:
@@ -97,7 +97,7 @@ def test_an_unwritable_state_file_warns_once_and_volume_still_works(
     blocker.write_text("")
     volume = Volume.from_config(VolumeSection(state_file=blocker / "volume"))
     caplog.clear()
-    caplog.set_level(logging.WARNING, logger="appliance.volume")
+    caplog.set_level(logging.WARNING, logger="appliance.pi.volume")
     assert volume.up() == 3.0
     assert volume.up() == 6.0
     assert caplog.messages == [

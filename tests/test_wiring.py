@@ -10,7 +10,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from appliance.config import ApplianceConfig, GpioSection
-from appliance.wiring import (
+from appliance.pi.wiring import (
     BCM_TO_PHYSICAL,
     GND_PINS,
     HEADER_40PIN,
@@ -60,7 +60,7 @@ def test_header_map_matches_gpiozeros_board_data() -> None:
 
 def test_the_diagram_in_images_is_the_one_the_code_draws() -> None:
     assert DIAGRAM.read_text() == render_svg(ApplianceConfig()), (
-        "images/wiring.svg is stale: run `python -m appliance.wiring images/wiring.svg`"
+        "images/wiring.svg is stale: run `python -m appliance.pi.wiring images/wiring.svg`"
     )
 
 

@@ -8,13 +8,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from appliance.audio_format import DEFAULT_PORT
 from appliance.discovery import Advertiser, resolve_destination
 from appliance.errors import AudioDeviceError, DiscoveryError
-from appliance.framing import frame_pcm
-from appliance.listener import Listener, ListenerConfig
-from appliance.sender import Sender
-from appliance.source import PcmSource, open_source
+from appliance.listener.listener import Listener, ListenerConfig
+from appliance.sender.sender import Sender
+from appliance.sender.source import PcmSource, open_source
+from appliance.wire.raw import DEFAULT_PORT, frame_pcm
 
 log = logging.getLogger(__name__)
 

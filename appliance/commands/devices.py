@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from appliance.devices import open_pyaudio, output_devices
 from appliance.errors import AudioDeviceError
+from appliance.listener.outputs.devices import open_pyaudio, output_devices
 
 
 def add_parser(subparsers: Any) -> None:

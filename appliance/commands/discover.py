@@ -2,7 +2,8 @@
 
 Examples::
 
-    appliance discover                          # table after 2 s
+    appliance discover                          # table after 2 s (FORMAT: the raw wire;
+                                                # RTP: what it plays over RTP, or -)
     appliance discover --json --timeout 5
     appliance discover --watch                  # + added, ~ updated, - removed; Ctrl-C ends
     appliance discover --interface 127.0.0.1    # loopback only
@@ -26,7 +27,7 @@ from appliance.discovery.browse import (
 from appliance.discovery.network import describe_interfaces
 from appliance.discovery.records import ListenerRecord
 
-COLUMNS = ("NAME", "HOST", "ADDRESSES", "PORT", "STATE", "FORMAT")
+COLUMNS = ("NAME", "HOST", "ADDRESSES", "PORT", "STATE", "FORMAT", "RTP")
 WATCH_MARKS = {"added": "+", "updated": "~", "removed": "-"}
 
 
@@ -61,6 +62,7 @@ def row(record: ListenerRecord) -> tuple[str, ...]:
         str(record.port),
         record.state or "?",
         record.properties.describe_format(),
+        record.properties.describe_rtp(),
     )
 
 

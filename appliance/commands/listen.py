@@ -7,16 +7,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from appliance.app import ListenerApp
-from appliance.audio_format import DEFAULT_PORT, describe
 from appliance.config import add_config_arguments, apply_overrides, load_config
 from appliance.discovery import add_advertise_arguments, install_shutdown_signals
-from appliance.listener import (
+from appliance.listener.defaults import (
     DEFAULT_BUFFER_MS,
     DEFAULT_MAX_BUFFER_S,
     DEFAULT_TIMEOUT_S,
-    ListenerConfig,
 )
+from appliance.listener.listener import ListenerConfig
+from appliance.pi.app import ListenerApp
+from appliance.wire.raw import DEFAULT_PORT, RAW_FORMAT
 
 
 def add_parser(subparsers: Any) -> None:
@@ -24,8 +24,11 @@ def add_parser(subparsers: Any) -> None:
         "listen",
         help="receive a UDP audio stream and play it (the Pi side)",
         description=(
-            f"Receive UDP datagrams of raw PCM ({describe()}, 20 ms per datagram) and play "
-            "them on the audio output. Plays one stream at a time, from its first sender; "
+            "Receive an audio stream over UDP and play it on the audio output: RTP (RFC 3550) "
+            "with L16 at 8 to 48 kHz, mono or stereo, or G.711 (PCMU, PCMA), as ffmpeg, "
+            "GStreamer and `appliance send` send it; or the seed's raw PCM "
+            f"({RAW_FORMAT}, 20 ms per datagram), told apart by the first datagrams. "
+            "Plays one stream at a time, from its first sender; "
             "keeps listening for the next stream until stopped (Ctrl-C or SIGTERM). While "
             "listening it is advertised over mDNS, so senders can find it by name. Settings "
             "come from the configuration file, and the options below override it."
@@ -73,6 +76,14 @@ def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
         "--device",
         metavar="NAME|INDEX",
         help="audio output device (default: the system default; see `appliance devices`)",
+    )
+    parser.add_argument(
+        "--payload-map",
+        action="append",
+        metavar="PT=ENC/RATE[/CH]",
+        help="what a dynamic RTP payload type (96-127) carries, e.g. 96=L16/48000/2 or "
+        "100=PCMA/8000; repeatable. Types not named are L16 8000 Hz mono (what ffmpeg's 97 "
+        "and GStreamer's 96 are by default); static types 0, 8, 10 and 11 need no map",
     )
     parser.add_argument(
         "--output-file",

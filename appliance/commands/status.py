@@ -9,7 +9,13 @@ Example::
     addresses: 192.168.1.20
     port:      5005
     format:    s16le 8000Hz 1ch 20ms
+    rtp:       L16,PCMU,PCMA 8000-48000Hz 1-2ch
+    rtp types: 0,8,10,11,96-127 (L16 table from 112)
+    rtp map:   96=L16/48000/2
     version:   0.1.0
+
+``format`` is the raw wire; the ``rtp`` lines are left out for a listener without RTP, and
+``rtp map`` when it has no map entries of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import json
 
 from appliance.discovery.arguments import add_mdns_arguments
 from appliance.discovery.browse import DEFAULT_RESOLVE_TIMEOUT_S, resolve_listener
-from appliance.discovery.records import ListenerRecord
+from appliance.discovery.records import ListenerRecord, format_payload_types
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,16 +42,30 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(run=run)
 
 
+def rtp_fields(record: ListenerRecord) -> list[tuple[str, str]]:
+    p = record.properties
+    if p.rtp is None:
+        return []
+    types = format_payload_types(p.rtp) or "none"
+    if p.l16_base is not None:
+        types += f" (L16 table from {p.l16_base})"
+    fields = [("rtp", p.describe_rtp()), ("rtp types", types)]
+    if p.rtp_map:
+        fields.append(("rtp map", ", ".join(p.rtp_map)))
+    return fields
+
+
 def format_status(record: ListenerRecord) -> str:
-    fields = (
+    fields = [
         ("name", record.name),
         ("state", record.state or "?"),
         ("host", record.server.rstrip(".")),
         ("addresses", ", ".join(record.addresses) or "-"),
         ("port", str(record.port)),
         ("format", record.properties.describe_format()),
+        *rtp_fields(record),
         ("version", record.properties.version or "?"),
-    )
+    ]
     return "\n".join(f"{key + ':':<10} {value}" for key, value in fields)
 
 

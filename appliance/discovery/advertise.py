@@ -1,10 +1,12 @@
 """Advertising a listener over DNS-SD while it listens: :class:`Advertiser`.
 
-The advertiser observes the listener's :class:`~appliance.state.StateMachine`:
+The advertiser observes the listener's :class:`~appliance.listener.state.StateMachine`:
 
 * entering ``WAITING`` (listening started, from ``IDLE`` or ``ERROR``) registers
   ``NAME._pcmaudio._udp.local.`` on the listener's port, with TXT ``rate``, ``format``,
-  ``channels``, ``ptime``, ``version`` and ``state``;
+  ``channels``, ``ptime``, ``version`` and ``state``, and, given the listener's RTP payload
+  map, ``rtp``, ``l16``, ``map``, ``maxrate`` and ``maxch`` (see
+  :mod:`appliance.discovery.records`);
 * every other change updates TXT ``state``, at most once per ``update_interval_s`` (1 s), and
   always with a trailing update so the last state is the one published;
 * entering ``IDLE`` (listening stopped) and :meth:`Advertiser.close` unregister, which browsers
@@ -19,7 +21,7 @@ state X") with what is published.
 Wiring in ``appliance listen`` (the listener sets its state; the port is known after start)::
 
     advertiser = Advertiser(args.name, lambda: listener.port, args.interface,
-                            listener.state_machine)
+                            listener.state_machine, payload_map=listener.payload_map)
     stop = threading.Event()
     restore = install_shutdown_signals(lambda signum: stop.set())
     try:
@@ -50,6 +52,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import FrameType, TracebackType
 
 from zeroconf import ServiceInfo, Zeroconf
@@ -58,12 +61,15 @@ from appliance.discovery.network import advertised_addresses, describe_interface
 from appliance.discovery.records import (
     MAX_INSTANCE_NAME_BYTES,
     SERVICE_TYPE,
+    TXT_RECORD_BUDGET_BYTES,
     ListenerProperties,
     instance_name,
     service_name,
+    txt_record_bytes,
 )
 from appliance.errors import UsageError
-from appliance.state import ListenerState, StateMachine, Transition
+from appliance.listener.state import ListenerState, StateMachine, Transition
+from appliance.wire.payload import PayloadMap
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +147,9 @@ class Advertiser:
     :param server: the SRV target host name (default ``HOSTNAME.local.``).
     :param zeroconf: a Zeroconf to use instead of opening one; it is not closed by
         :meth:`close` then.
+    :param payload_map: the RTP payload types the listener plays (``Listener.payload_map``),
+        advertised in TXT so that senders choose RTP and a payload type; None advertises the
+        raw wire only (what listeners before RTP did).
 
     Opens its zeroconf sockets in the constructor, so a bad ``--interface`` fails at once with
     :class:`~appliance.errors.NetworkError`.
@@ -156,6 +165,7 @@ class Advertiser:
         server: str | None = None,
         update_interval_s: float = STATE_UPDATE_INTERVAL_S,
         zeroconf: Zeroconf | None = None,
+        payload_map: PayloadMap | None = None,
     ) -> None:
         self.requested_name = validate_listener_name(
             default_listener_name() if name is None else name
@@ -165,6 +175,18 @@ class Advertiser:
         self._addresses = advertised_addresses(self._interfaces)
         self._server = server or default_server_name()
         self._state_machine = state_machine
+        self._properties = ListenerProperties.for_payload_map(payload_map)
+        size = txt_record_bytes(self._properties.to_properties())
+        if size > TXT_RECORD_BUDGET_BYTES:
+            # Still valid DNS (every string is within 255 bytes), but larger than some mDNS
+            # browsers expect: say why, once.
+            log.warning(
+                "the mDNS TXT record is %d bytes (over %d) because of the payload map's %d "
+                "entries; some browsers may not show it",
+                size,
+                TXT_RECORD_BUDGET_BYTES,
+                len(self._properties.rtp_map),
+            )
         self._update_interval_s = update_interval_s
         self._owns_zeroconf = zeroconf is None
         self._zc = zeroconf if zeroconf is not None else make_zeroconf(self._interfaces)
@@ -331,7 +353,7 @@ class Advertiser:
                 self._zc.close()
 
     def _service_info(self, name: str, port: int, state: str) -> ServiceInfo:
-        properties = ListenerProperties(state=state).to_properties()
+        properties = replace(self._properties, state=state).to_properties()
         return ServiceInfo(
             SERVICE_TYPE,
             name,

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from appliance.discovery.advertise import Advertiser
 from appliance.discovery.browse import DEFAULT_RESOLVE_TIMEOUT_S
 from appliance.discovery.network import add_interface_argument
-from appliance.state import StateMachine
+from appliance.listener.state import StateMachine
+from appliance.wire.payload import PayloadMap
 
 
 def positive_seconds(text: str) -> float:
@@ -80,9 +81,11 @@ def advertiser_from_args(
     args: argparse.Namespace,
     port: int | Callable[[], int],
     state_machine: StateMachine,
+    payload_map: PayloadMap | None = None,
 ) -> Advertiser | None:
     """The listener's :class:`Advertiser` per ``--name``/``--interface``, or None with
-    ``--no-mdns``. Call ``.attach()`` before ``listener.start()``, ``.close()`` at the end."""
+    ``--no-mdns``. Call ``.attach()`` before ``listener.start()``, ``.close()`` at the end.
+    ``payload_map``: the listener's RTP payload types, to advertise (None: raw wire only)."""
     if not getattr(args, "mdns", True):
         return None
-    return Advertiser(args.name, port, args.interface, state_machine)
+    return Advertiser(args.name, port, args.interface, state_machine, payload_map=payload_map)

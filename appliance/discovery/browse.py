@@ -193,8 +193,10 @@ def _advertised_name(zeroconf: Zeroconf, fully_qualified: str) -> str:
 
 
 def _check_format(record: ListenerRecord) -> None:
+    """Refuse a listener that plays nothing we send: neither RTP nor the raw wire's format.
+    (Which wire and format suit a particular file is the sender's choice, later.)"""
     reason = record.properties.format_mismatch()
-    if reason is not None:
+    if reason is not None and not record.properties.plays_rtp:
         raise DiscoveryError(f"listener {record.name!r} cannot play our format: {reason}")
 
 
@@ -209,7 +211,8 @@ async def async_resolve_listener(
     """The listener called ``name`` (case-insensitive; see the module docstring for prefixes).
 
     Returns as soon as it resolves. Raises :class:`DiscoveryError` when the name is unknown,
-    ambiguous, or (with ``check_format``) the listener's TXT says it cannot play our format.
+    ambiguous, or (with ``check_format``) the listener's TXT says it plays neither RTP nor
+    the raw wire's format.
     ``interfaces`` only names where ``zc`` listens, for the error message.
     """
     zeroconf = _zeroconf_of(zc)

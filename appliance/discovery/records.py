@@ -3,23 +3,71 @@
 A listener is the DNS-SD instance ``NAME._pcmaudio._udp.local.`` pointing at its UDP port.
 Its TXT record says what it can play and what it is doing::
 
-    rate=8000 format=s16le channels=1 ptime=20 version=0.1.0 state=playing
+    rate=8000 format=s16le channels=1 ptime=20 rtp=0,8,10,11,96-127 l16=112
+    map=96=L16/48000/2,100=PCMA/8000 maxrate=48000 maxch=2 version=0.1.0 state=playing
+
+The keys:
+
+``rate``, ``format``, ``channels``, ``ptime``
+    The raw wire (the seed's: ``8000``, ``s16le``, ``1``, ``20``), unchanged since before
+    RTP, so that older senders still accept the listener. Absent keys mean these values.
+``rtp``
+    The RTP payload types (RFC 3551) it plays, ascending, runs of three or more written as
+    ``FIRST-LAST``. Absent: the listener plays no RTP (an older appliance, the seed).
+``l16``
+    Base ``B`` of the built-in L16 table: payload type ``B + 2*i + (channels - 1)`` is L16
+    (16-bit big-endian) at the ``i``-th of :data:`~appliance.audio.format.SUPPORTED_RATES`
+    (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000 Hz), mono or stereo: ``l16=112``
+    makes 112/113 8 kHz mono/stereo ... 126/127 48 kHz. One key instead of 16 entries.
+``map``
+    The entries of the listener's payload map that differ from what ``rtp`` and ``l16`` imply
+    (RFC 3551's static types, the built-in table, and L16 8000 Hz mono for any other dynamic
+    type), comma-separated, in the listener's configuration syntax ``PT=ENC/RATE[/CH]``.
+    Absent when there are none. A value that would not fit one TXT string (255 bytes)
+    continues in ``map2``, ``map3``...
+``maxrate``, ``maxch``
+    The highest rate and channel count it plays over RTP (for people and quick checks; the
+    keys above are what a sender decides by).
+``version``, ``state``
+    The appliance version, and the listener's state (``waiting``, ``playing``...).
+
+Keys this version does not know are kept (:attr:`ListenerProperties.extra`). Every TXT string
+is at most 255 bytes (DNS). The record is 123 bytes without map entries, 156 with the two
+above, 245 with eight: well below the ~400 bytes that avahi and Bonjour take without fuss
+(the advertiser warns beyond :data:`TXT_RECORD_BUDGET_BYTES`).
 
 :class:`ListenerProperties` converts between those strings and typed fields
-(``ListenerProperties.parse(p.to_properties()) == p``); :class:`ListenerRecord` is one resolved
-listener (name, host, addresses, port, properties), built from a python-zeroconf
-``ServiceInfo`` by :meth:`ListenerRecord.from_service_info`.
+(``ListenerProperties.parse(p.to_properties()) == p``) and rebuilds the listener's payload map
+(:meth:`ListenerProperties.payload_map`); :class:`ListenerRecord` is one resolved listener
+(name, host, addresses, port, properties), built from a python-zeroconf ``ServiceInfo`` by
+:meth:`ListenerRecord.from_service_info`.
+
+Example::
+
+    props = ListenerProperties.for_payload_map(listener.payload_map, state="waiting")
+    ServiceInfo(SERVICE_TYPE, service_name("kitchen"), port=5005,
+                properties=props.to_properties())
+    ...
+    record = ListenerRecord.from_service_info(info)      # on the sender
+    record.properties.payload_map().format_for(127)       # 48000 Hz stereo s16be
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from zeroconf import IPVersion, ServiceInfo
 
-from appliance import __version__, audio_format
+from appliance import __version__
+from appliance.audio.format import SUPPORTED_RATES, AudioFormat, Encoding
+from appliance.errors import UsageError
+from appliance.wire.payload import STATIC_FORMATS, PayloadMap, mapping_text, parse_mapping
+from appliance.wire.raw import RAW_FORMAT
+
+log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_pcmaudio._udp.local."
 """The DNS-SD service type every listener registers (``avahi-browse _pcmaudio._udp``)."""
@@ -27,12 +75,47 @@ SERVICE_TYPE = "_pcmaudio._udp.local."
 MAX_INSTANCE_NAME_BYTES = 63
 """DNS label limit (RFC 6763 section 4.1.1): an instance name longer than this cannot register."""
 
+MAX_TXT_STRING_BYTES = 255
+"""One TXT string (``key=value``) is at most 255 bytes: its length is a single byte."""
+TXT_RECORD_BUDGET_BYTES = 400
+"""The whole record should stay below this: avahi and Bonjour take it without complaint."""
+
 TXT_RATE = "rate"
 TXT_FORMAT = "format"
 TXT_CHANNELS = "channels"
 TXT_PTIME = "ptime"
+TXT_RTP = "rtp"
+TXT_L16 = "l16"
+TXT_MAP = "map"
+TXT_MAX_RATE = "maxrate"
+TXT_MAX_CHANNELS = "maxch"
 TXT_VERSION = "version"
 TXT_STATE = "state"
+KNOWN_KEYS = frozenset(
+    {
+        TXT_RATE,
+        TXT_FORMAT,
+        TXT_CHANNELS,
+        TXT_PTIME,
+        TXT_RTP,
+        TXT_L16,
+        TXT_MAX_RATE,
+        TXT_MAX_CHANNELS,
+        TXT_VERSION,
+        TXT_STATE,
+    }
+)
+
+FIRST_DYNAMIC_TYPE = 96
+LAST_PAYLOAD_TYPE = 127
+L16_TABLE_SIZE = 2 * len(SUPPORTED_RATES)
+
+RTP_DEFAULT_FORMAT = AudioFormat(RAW_FORMAT.rate, RAW_FORMAT.channels, Encoding.S16BE)
+"""What a listener plays a dynamic type in neither its map nor its L16 table as: L16 at the raw
+wire's rate and channels (what ffmpeg's type 97 and GStreamer's rtpL16pay type 96 send by
+default). Part of what ``rtp`` means, so it is not advertised."""
+
+SEED_RAW_FORMAT_NAME = "s16le"
 
 
 def instance_name(fully_qualified: str) -> str:
@@ -57,32 +140,209 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
+# -- payload type lists ------------------------------------------------------------------
+
+
+def format_payload_types(types: Iterable[int]) -> str:
+    """``{0, 8, 10, 11, 96, ..., 127}`` -> ``"0,8,10,11,96-127"`` (runs of 3+ as ranges)."""
+    ordered = sorted(set(types))
+    parts: list[str] = []
+    start = 0
+    while start < len(ordered):
+        end = start
+        while end + 1 < len(ordered) and ordered[end + 1] == ordered[end] + 1:
+            end += 1
+        if end - start >= 2:
+            parts.append(f"{ordered[start]}-{ordered[end]}")
+            start = end + 1
+        else:
+            parts.append(str(ordered[start]))
+            start += 1
+    return ",".join(parts)
+
+
+def parse_payload_types(text: str | None) -> frozenset[int] | None:
+    """The inverse of :func:`format_payload_types`; None if absent or unreadable."""
+    if text is None:
+        return None
+    types: set[int] = set()
+    try:
+        for part in filter(None, text.split(",")):
+            first, dash, last = part.partition("-")
+            low, high = int(first), int(last if dash else first)
+            if not 0 <= low <= high <= LAST_PAYLOAD_TYPE:
+                return None
+            types.update(range(low, high + 1))
+    except ValueError:
+        return None
+    return frozenset(types)
+
+
+def l16_table(base: int) -> dict[int, AudioFormat]:
+    """The built-in L16 table advertised as ``l16=BASE`` (see the module docstring)."""
+    return {
+        base + 2 * index + channels - 1: AudioFormat(rate, channels, Encoding.S16BE)
+        for index, rate in enumerate(SUPPORTED_RATES)
+        for channels in (1, 2)
+    }
+
+
+def _valid_l16_base(base: int | None) -> bool:
+    return base is not None and FIRST_DYNAMIC_TYPE <= base <= LAST_PAYLOAD_TYPE + 1 - L16_TABLE_SIZE
+
+
+def _same_wire(a: AudioFormat | None, b: AudioFormat | None) -> bool:
+    """Same samples on the wire (rate, channels, encoding); the packet time does not matter."""
+    if a is None or b is None:
+        return a is b
+    return a.encoding == b.encoding and a.same_pcm(b)
+
+
+def _implied_format(payload_type: int, l16_base: int | None) -> AudioFormat | None:
+    """What ``rtp`` + ``l16`` say a type is, before any ``map`` entry."""
+    if payload_type < FIRST_DYNAMIC_TYPE:
+        return STATIC_FORMATS.get(payload_type)
+    if _valid_l16_base(l16_base):
+        assert l16_base is not None
+        table = l16_table(l16_base)
+        if payload_type in table:
+            return table[payload_type]
+    return RTP_DEFAULT_FORMAT
+
+
+def _best_l16_base(played: Mapping[int, AudioFormat]) -> int | None:
+    """The ``l16`` base whose table the most played types agree with (None if no table
+    saves anything): a type the user map overrides becomes one ``map`` entry, not sixteen."""
+    best, best_matches = None, 1
+    for base in range(FIRST_DYNAMIC_TYPE, LAST_PAYLOAD_TYPE + 2 - L16_TABLE_SIZE):
+        matches = sum(_same_wire(played.get(t), f) for t, f in l16_table(base).items())
+        if matches > best_matches:
+            best, best_matches = base, matches
+    return best
+
+
+def played_format(payload_map: PayloadMap, payload_type: int) -> AudioFormat | None:
+    """What ``payload_map`` plays ``payload_type`` as, or None if it does not play it."""
+    try:
+        return payload_map.format_for(payload_type)
+    except (KeyError, ValueError):
+        return None
+
+
+def _map_key(index: int) -> str:
+    return TXT_MAP if index == 0 else f"{TXT_MAP}{index + 1}"
+
+
+def _split_map(entries: tuple[str, ...]) -> dict[str, str]:
+    """``map``, ``map2``... values, each ``key=value`` string within 255 bytes."""
+    values: list[str] = []
+    for entry in entries:
+        if values:
+            joined = f"{values[-1]},{entry}"
+            if len(f"{_map_key(len(values) - 1)}={joined}".encode()) <= MAX_TXT_STRING_BYTES:
+                values[-1] = joined
+                continue
+        if len(f"{_map_key(len(values))}={entry}".encode()) > MAX_TXT_STRING_BYTES:
+            raise ValueError(f"payload map entry {entry!r} is too long for a TXT string")
+        values.append(entry)
+    return {_map_key(index): value for index, value in enumerate(values)}
+
+
+def _map_keys(properties: Mapping[str, str | None]) -> list[str]:
+    """``map``, ``map2``, ... as present, in order (a gap ends them)."""
+    keys: list[str] = []
+    while _map_key(len(keys)) in properties:
+        keys.append(_map_key(len(keys)))
+    return keys
+
+
+def txt_strings(properties: Mapping[str, str | None]) -> list[bytes]:
+    """The TXT record's strings as they go on the wire (``key=value``, or ``key`` alone)."""
+    return [
+        key.encode() if value is None else f"{key}={value}".encode()
+        for key, value in properties.items()
+    ]
+
+
+def txt_record_bytes(properties: Mapping[str, str | None]) -> int:
+    """The TXT record's RDATA size: each string plus its length byte."""
+    return sum(1 + len(string) for string in txt_strings(properties))
+
+
+# -- the properties ----------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class ListenerProperties:
     """The TXT properties of a listener. ``None`` means the key was absent or unreadable.
 
-    A missing ``rate``/``format``/``channels`` is taken to mean the seed format (the appliance's
-    one format): only a TXT that *says* something else makes a listener incompatible.
+    A missing ``rate``/``format``/``channels`` is taken to mean the seed format (the raw
+    wire's): only a TXT that *says* something else makes the raw wire unusable. A missing
+    ``rtp`` means no RTP at all.
     """
 
-    rate: int | None = audio_format.SAMPLE_RATE
-    format: str | None = audio_format.FORMAT_NAME
-    channels: int | None = audio_format.CHANNELS
-    ptime: int | None = audio_format.FRAME_MS
+    rate: int | None = RAW_FORMAT.rate
+    format: str | None = SEED_RAW_FORMAT_NAME
+    channels: int | None = RAW_FORMAT.channels
+    ptime: int | None = round(RAW_FORMAT.ptime_ms)
+    rtp: frozenset[int] | None = None
+    """RTP payload types played (TXT ``rtp``); None: no RTP."""
+    l16_base: int | None = None
+    """Base of the built-in L16 table (TXT ``l16``)."""
+    rtp_map: tuple[str, ...] = ()
+    """``PT=ENC/RATE[/CH]`` entries beyond what ``rtp`` and ``l16`` imply (TXT ``map``)."""
+    max_rate: int | None = None
+    max_channels: int | None = None
     version: str | None = __version__
     state: str | None = None
     extra: Mapping[str, str | None] = field(default_factory=dict)
     """Keys this version does not know, kept so a round trip loses nothing."""
 
     @classmethod
+    def for_payload_map(
+        cls, payload_map: PayloadMap | None, *, state: str | None = None
+    ) -> ListenerProperties:
+        """What a listener playing RTP per ``payload_map`` (None: raw only) advertises."""
+        if payload_map is None:
+            return cls(state=state)
+        played = {
+            pt: fmt
+            for pt in range(LAST_PAYLOAD_TYPE + 1)
+            if (fmt := played_format(payload_map, pt)) is not None
+        }
+        base = _best_l16_base(played)
+        entries = tuple(
+            mapping_text(pt, fmt)
+            for pt, fmt in played.items()
+            if not _same_wire(fmt, _implied_format(pt, base))
+        )
+        return cls(
+            rtp=frozenset(played),
+            l16_base=base,
+            rtp_map=entries,
+            max_rate=max((f.rate for f in played.values()), default=None),
+            max_channels=max((f.channels for f in played.values()), default=None),
+            state=state,
+        )
+
+    @classmethod
     def parse(cls, properties: Mapping[str, str | None]) -> ListenerProperties:
         """From decoded TXT properties (``ServiceInfo.decoded_properties``)."""
-        known = {TXT_RATE, TXT_FORMAT, TXT_CHANNELS, TXT_PTIME, TXT_VERSION, TXT_STATE}
+        map_keys = _map_keys(properties)
+        entries = tuple(
+            entry for key in map_keys for entry in (properties[key] or "").split(",") if entry
+        )
+        known = KNOWN_KEYS | set(map_keys)
         return cls(
             rate=_int_or_none(properties.get(TXT_RATE)),
             format=properties.get(TXT_FORMAT),
             channels=_int_or_none(properties.get(TXT_CHANNELS)),
             ptime=_int_or_none(properties.get(TXT_PTIME)),
+            rtp=parse_payload_types(properties.get(TXT_RTP)),
+            l16_base=_int_or_none(properties.get(TXT_L16)),
+            rtp_map=entries,
+            max_rate=_int_or_none(properties.get(TXT_MAX_RATE)),
+            max_channels=_int_or_none(properties.get(TXT_MAX_CHANNELS)),
             version=properties.get(TXT_VERSION),
             state=properties.get(TXT_STATE),
             extra={k: v for k, v in properties.items() if k not in known},
@@ -95,15 +355,25 @@ class ListenerProperties:
             TXT_FORMAT: self.format,
             TXT_CHANNELS: self.channels,
             TXT_PTIME: self.ptime,
+            TXT_RTP: None if self.rtp is None else format_payload_types(self.rtp),
+            TXT_L16: self.l16_base,
+        }
+        out: dict[str, str | None] = {k: str(v) for k, v in fields.items() if v is not None}
+        out.update(_split_map(self.rtp_map))
+        tail: dict[str, object] = {
+            TXT_MAX_RATE: self.max_rate,
+            TXT_MAX_CHANNELS: self.max_channels,
             TXT_VERSION: self.version,
             TXT_STATE: self.state,
         }
-        out: dict[str, str | None] = {k: str(v) for k, v in fields.items() if v is not None}
+        out.update({k: str(v) for k, v in tail.items() if v is not None})
         out.update(self.extra)
         return out
 
+    # -- the raw wire ----------------------------------------------------------------------
+
     def format_mismatch(self) -> str | None:
-        """Why a sender of the appliance's format cannot use this listener, or None if it can."""
+        """Why a sender of the raw wire's format cannot use this listener's raw wire, or None."""
         ours = ListenerProperties()
         wrong = [
             f"{key}={theirs}"
@@ -122,7 +392,7 @@ class ListenerProperties:
         )
 
     def describe_format(self) -> str:
-        """Short human form for tables: ``"s16le 8000Hz 1ch 20ms"`` (``?`` for unknown)."""
+        """The raw wire, short, for tables: ``"s16le 8000Hz 1ch 20ms"`` (``?`` for unknown)."""
 
         def text(value: object) -> str:
             return "?" if value is None else str(value)
@@ -130,6 +400,82 @@ class ListenerProperties:
         return (
             f"{text(self.format)} {text(self.rate)}Hz {text(self.channels)}ch {text(self.ptime)}ms"
         )
+
+    # -- RTP -------------------------------------------------------------------------------
+
+    @property
+    def plays_rtp(self) -> bool:
+        return bool(self.rtp)
+
+    def _map_entries(self) -> tuple[dict[int, AudioFormat], set[int]]:
+        """The readable ``map`` entries, and the types of unreadable ones."""
+        readable: dict[int, AudioFormat] = {}
+        unreadable: set[int] = set()
+        for entry in self.rtp_map:
+            try:
+                payload_type, fmt = parse_mapping(entry)
+            except (UsageError, ValueError):
+                # A newer listener's encoding, say: whatever it is, it is not what the
+                # defaults imply, so that type must not be used.
+                pt_text = entry.partition("=")[0].strip()
+                if pt_text.isdigit():
+                    unreadable.add(int(pt_text))
+                log.debug("unreadable payload map entry %r in TXT", entry)
+                continue
+            readable[payload_type] = fmt
+        return readable, unreadable
+
+    def payload_map(self) -> PayloadMap | None:
+        """The listener's payload map as its TXT describes it; None if it plays no RTP.
+
+        Only for the types in :meth:`rtp_payload_types`: ``format_for`` answers for others too.
+        """
+        if not self.plays_rtp:
+            return None
+        readable, _ = self._map_entries()
+        builtin: dict[int, AudioFormat] = {}
+        if _valid_l16_base(self.l16_base):
+            assert self.l16_base is not None
+            builtin = l16_table(self.l16_base)
+        return PayloadMap(readable, RTP_DEFAULT_FORMAT, builtin)
+
+    def rtp_payload_types(self) -> frozenset[int]:
+        """The payload types the listener plays and this version understands."""
+        if not self.rtp:
+            return frozenset()
+        _, unreadable = self._map_entries()
+        return self.rtp - unreadable
+
+    def rtp_formats(self) -> dict[int, AudioFormat]:
+        """Payload type -> what the listener plays it as, for every usable type.
+
+        Worked out from the keys themselves (static types, ``l16``, ``map``, the default), so
+        that it means what the TXT says whatever :class:`PayloadMap` adds of its own."""
+        readable, _ = self._map_entries()
+        formats = {}
+        for pt in sorted(self.rtp_payload_types()):
+            fmt = readable.get(pt) or _implied_format(pt, self.l16_base)
+            if fmt is not None:
+                formats[pt] = fmt
+        return formats
+
+    def describe_rtp(self) -> str:
+        """RTP, short, for tables: ``"L16,PCMU,PCMA 8000-48000Hz 1-2ch"``; ``"-"`` if none."""
+        formats = list(self.rtp_formats().values())
+        if not formats:
+            return "-"
+        names = {Encoding.S16BE: "L16", Encoding.PCMU: "PCMU", Encoding.PCMA: "PCMA"}
+        order = [Encoding.S16BE, Encoding.PCMU, Encoding.PCMA, Encoding.S16LE]
+        encodings = ",".join(
+            names.get(e, str(e)) for e in order if any(f.encoding is e for f in formats)
+        )
+        rates = sorted({f.rate for f in formats})
+        channels = sorted({f.channels for f in formats})
+
+        def span(values: list[int]) -> str:
+            return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+        return f"{encodings} {span(rates)}Hz {span(channels)}ch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +512,21 @@ class ListenerRecord:
         return self.properties.state
 
     def can_play_our_format(self) -> bool:
-        """True unless the TXT says another rate, sample format or channel count."""
+        """True unless the TXT says another raw rate, sample format or channel count."""
         return self.properties.format_mismatch() is None
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (``appliance discover --json``)."""
+        """A JSON-ready dict (``appliance discover --json``); ``rtp`` is null without RTP."""
         p = self.properties
+        rtp: dict[str, Any] | None = None
+        if p.rtp is not None:
+            rtp = {
+                "payload_types": sorted(p.rtp),
+                "l16_base": p.l16_base,
+                "map": list(p.rtp_map),
+                "max_rate": p.max_rate,
+                "max_channels": p.max_channels,
+            }
         return {
             "name": self.name,
             "host": self.server,
@@ -183,4 +538,5 @@ class ListenerRecord:
             "channels": p.channels,
             "ptime": p.ptime,
             "version": p.version,
+            "rtp": rtp,
         }

@@ -1,0 +1,216 @@
+"""Datagrams in, positioned frames out: the listener's depacketizing stage.
+
+A :class:`Frame` carries s16le PCM, its :class:`~appliance.audio.format.AudioFormat` and its
+``position``: the index of its first sample frame on the listener's own timeline, which runs
+on across sessions. A raw stream is positioned back to back in arrival order; an RTP stream
+by its timestamps, so that the playout buffer sees gaps and reordering through positions.
+
+Which of the two a stream is, is decided from its first datagrams by :class:`StreamDetector`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from appliance.audio.format import AudioFormat
+from appliance.wire.codecs import codec_for
+from appliance.wire.payload import PayloadMap
+from appliance.wire.raw import RAW_FORMAT, InvalidDatagram, RawDatagram
+from appliance.wire.rtp import (
+    InvalidPacket,
+    RtpPacket,
+    TimestampUnwrapper,
+    looks_like_rtp,
+    seq_delta,
+)
+
+MAX_DETECTION_SEQ_GAP = 3
+"""The second datagram of an RTP stream may be up to this many sequence numbers away from the
+first (either way: Wi-Fi reorders and loses). Raw PCM cannot meet the test by chance: it would
+also need the same 32-bit SSRC in both."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    position: int
+    """Index of the first sample frame on the listener's timeline."""
+    payload: bytes
+    """Signed 16-bit little-endian interleaved samples."""
+    format: AudioFormat = RAW_FORMAT
+
+    @property
+    def samples(self) -> int:
+        """Sample frames (one sample of every channel) in the payload."""
+        return len(self.payload) // self.format.frame_bytes
+
+    @property
+    def end(self) -> int:
+        """Position just after the last sample frame."""
+        return self.position + self.samples
+
+
+class Wire(StrEnum):
+    RAW = "raw"
+    RTP = "rtp"
+
+
+class Depacketizer(Protocol):
+    @property
+    def wire(self) -> Wire: ...
+
+    @property
+    def wire_format(self) -> AudioFormat:
+        """The stream's format on the wire."""
+        ...
+
+    @property
+    def format(self) -> AudioFormat:
+        """The stream's format as played (s16le)."""
+        ...
+
+    @property
+    def ssrc(self) -> int | None:
+        """The RTP stream's synchronization source (None for raw)."""
+        ...
+
+    def depacketize(self, data: bytes) -> Frame | None:
+        """The datagram's audio (None when it carries none); raises ``ValueError`` for junk."""
+        ...
+
+
+class RawDepacketizer:
+    """Positions raw-PCM datagrams back to back, in arrival order (the seed's wire)."""
+
+    wire = Wire.RAW
+    wire_format = RAW_FORMAT
+    format = RAW_FORMAT
+    ssrc = None
+
+    def __init__(self, start_position: int = 0) -> None:
+        self._next_position = start_position
+
+    def depacketize(self, data: bytes) -> Frame | None:
+        datagram = RawDatagram.parse(data)
+        if datagram.is_end_of_stream:
+            return None
+        frame = Frame(self._next_position, datagram.payload, RAW_FORMAT)
+        self._next_position = frame.end
+        return frame
+
+
+class RtpDepacketizer:
+    """Decodes one RTP stream (one SSRC, one payload type) and positions it by timestamp.
+
+    The first packet's timestamp is placed at ``start_position``; every other packet at
+    ``start_position`` plus its timestamp's distance from the first (wrap-around included), in
+    sample frames, since every payload the listener plays is clocked at its sample rate.
+    """
+
+    wire = Wire.RTP
+
+    def __init__(
+        self, first: RtpPacket, wire_format: AudioFormat, start_position: int = 0
+    ) -> None:
+        self.ssrc = first.ssrc
+        self.payload_type = first.payload_type
+        self.wire_format = wire_format
+        self.format = wire_format.decoded()
+        self._codec = codec_for(wire_format.encoding)
+        self._timestamps = TimestampUnwrapper()
+        self._origin = self._timestamps.unwrap(first.timestamp) - start_position
+
+    def depacketize(self, data: bytes) -> Frame | None:
+        return self.frame_of(RtpPacket.parse(data))
+
+    def frame_of(self, packet: RtpPacket) -> Frame | None:
+        if packet.ssrc != self.ssrc:
+            raise InvalidPacket(
+                f"RTP SSRC {packet.ssrc:#010x} is not the stream's {self.ssrc:#010x}"
+            )
+        if packet.payload_type != self.payload_type:
+            raise InvalidPacket(
+                f"RTP payload type {packet.payload_type} is not the stream's {self.payload_type}"
+            )
+        usable = len(packet.payload) - len(packet.payload) % self.wire_format.frame_bytes
+        if not usable:
+            return None
+        pcm = self._codec.decode(packet.payload[:usable], self.wire_format.channels)
+        position = self._timestamps.unwrap(packet.timestamp) - self._origin
+        return Frame(position, pcm, self.format)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What a stream's first datagrams turned out to be."""
+
+    wire: Wire
+    datagrams: tuple[bytes, ...]
+    """Every datagram held for the decision, in arrival order, to be played now."""
+    first_rtp: RtpPacket | None = None
+
+
+class StreamDetector:
+    """Decides from a new stream's first datagrams whether it is RTP or raw PCM.
+
+    A datagram that cannot be an RTP packet makes the stream raw at once. One that can is
+    held until the next one: the stream is RTP only if that is an RTP packet of the same SSRC
+    and payload type with a nearby sequence number. Raw PCM (speech, noise, silence, the
+    seed's stream) cannot pass that by chance (it would need 32 equal bits where the SSRC is),
+    and nothing is lost: the held datagram is played either way.
+    """
+
+    def __init__(self) -> None:
+        self._held: bytes | None = None
+        self._held_packet: RtpPacket | None = None
+
+    @property
+    def holding(self) -> bool:
+        return self._held is not None
+
+    def offer(self, data: bytes) -> Detection | None:
+        """The decision, or None while the first datagram is held for it."""
+        held, packet = self._held, self._held_packet
+        if held is None or packet is None:
+            first = _as_rtp(data)
+            if first is None:
+                return Detection(Wire.RAW, (data,))
+            self._held, self._held_packet = data, first
+            return None
+        self._held = self._held_packet = None
+        second = _as_rtp(data)
+        if second is not None and _same_stream(packet, second):
+            return Detection(Wire.RTP, (held, data), packet)
+        return Detection(Wire.RAW, (held, data))
+
+
+def _as_rtp(data: bytes) -> RtpPacket | None:
+    if not looks_like_rtp(data):
+        return None
+    try:
+        return RtpPacket.parse(data)
+    except InvalidPacket:
+        return None
+
+
+def _same_stream(first: RtpPacket, second: RtpPacket) -> bool:
+    gap = abs(seq_delta(first.sequence, second.sequence))
+    return (
+        second.ssrc == first.ssrc
+        and second.payload_type == first.payload_type
+        and 0 < gap <= MAX_DETECTION_SEQ_GAP
+    )
+
+
+def rtp_depacketizer(
+    first: RtpPacket, payload_map: PayloadMap, start_position: int
+) -> RtpDepacketizer:
+    """The depacketizer for an RTP stream, or :class:`InvalidDatagram` if its type is unknown."""
+    wire_format = payload_map.format_for(first.payload_type)
+    if wire_format is None:
+        raise InvalidDatagram(
+            f"RTP payload type {first.payload_type} is not one this listener plays "
+            f"(see --payload-map)"
+        )
+    return RtpDepacketizer(first, wire_format, start_position)

@@ -1,0 +1,335 @@
+"""The listener: socket -> depacketizer -> playout buffer -> player, under one state machine.
+
+Example::
+
+    listener = Listener(ListenerConfig(port=5005))
+    listener.start()                 # IDLE -> WAITING; plays whatever stream arrives
+    ...
+    listener.stop()                  # -> IDLE
+    listener.close()
+
+Starting and stopping may repeat (the listen button does exactly that). Failures a user can
+fix (port in use, no audio device) raise :class:`~appliance.errors.ApplianceError` and leave
+the machine in ``ERROR`` with the message as its reason, for the LEDs and the mDNS record.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.audio.format import AudioFormat
+from appliance.errors import ApplianceError, AudioDeviceError, NetworkError, UsageError
+from appliance.listener.defaults import (
+    DEFAULT_BUFFER_MS,
+    DEFAULT_MAX_BUFFER_S,
+    DEFAULT_TIMEOUT_S,
+    DRAIN_TAIL_MS,
+    MIN_BUFFER_MS,
+    RTP_DEFAULT_FORMAT,
+)
+from appliance.listener.outputs import AudioOutput, Render
+from appliance.listener.outputs.portaudio import PyAudioOutput
+from appliance.listener.outputs.wavfile import WavFileOutput
+from appliance.listener.playout.buffer import Phase, PlayoutBuffer
+from appliance.listener.receiver import SOCKET_BUFFER_BYTES, Receiver
+from appliance.listener.render import Playout
+from appliance.listener.session import Session
+from appliance.listener.state import ListenerState, StateMachine, Transition
+from appliance.wire.payload import PayloadMap
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.01
+
+OutputFactory = Callable[[Render], AudioOutput]
+
+
+@dataclass(slots=True)
+class ListenerConfig:
+    port: int = 5005
+    bind: str = "0.0.0.0"
+    buffer_ms: int = DEFAULT_BUFFER_MS
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    device: str | None = None
+    max_buffer_s: float = DEFAULT_MAX_BUFFER_S
+    once: bool = False
+    output_file: Path | None = None
+    """Write what would be played to this WAV file instead of a sound card."""
+    payload_map: tuple[str, ...] = ()
+    """Dynamic RTP payload types, e.g. ``("96=L16/48000/2",)``."""
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"port {self.port} is not between 0 and 65535")
+        if self.buffer_ms < MIN_BUFFER_MS:
+            raise UsageError(f"--buffer-ms must be at least {MIN_BUFFER_MS} (one packet)")
+        if self.timeout_s <= 0:
+            raise UsageError("--timeout must be more than 0 seconds")
+        if self.max_buffer_s * 1000 < self.buffer_ms:
+            raise UsageError("--max-buffer-s must hold at least --buffer-ms of audio")
+        self.rtp_payloads()
+
+    def rtp_payloads(self) -> PayloadMap:
+        """The RTP payload types played: RFC 3551's static ones and the dynamic map."""
+        return PayloadMap.from_texts(self.payload_map, RTP_DEFAULT_FORMAT)
+
+
+class Listener:
+    def __init__(
+        self,
+        config: ListenerConfig,
+        state_machine: StateMachine | None = None,
+        output_factory: OutputFactory | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self._payloads = config.rtp_payloads()
+        self.state_machine = state_machine or StateMachine()
+        self.state_machine.start()
+        self._output_factory = output_factory or self._default_output
+        self.buffer = PlayoutBuffer(
+            target_ms=config.buffer_ms,
+            capacity_s=config.max_buffer_s,
+            drain_tail_ms=DRAIN_TAIL_MS,
+        )
+        self._playout = Playout(self.buffer, self.state_machine)
+        self._lock = threading.RLock()
+        self._output_lock = threading.Lock()
+        """Opening the output for a stream and closing it when idle exclude each other."""
+        self._sock: socket.socket | None = None
+        self._receiver: Receiver | None = None
+        self._output: AudioOutput | None = None
+        self._streaming = False
+        """A session is open (set and cleared under the output lock)."""
+        self._stream_format: AudioFormat | None = None
+        self._conversions_logged: set[tuple[AudioFormat, AudioFormat]] = set()
+        self._port = config.port
+        self.sessions: list[Session] = []
+        self._session_ended = threading.Condition()
+        self.state_machine.subscribe(self._on_transition)
+
+    def _default_output(self, render: Render) -> AudioOutput:
+        if self.config.output_file is not None:
+            return WavFileOutput(render, self.config.output_file)
+        return PyAudioOutput(render, self.config.device)
+
+    # -- control ----------------------------------------------------------------------------
+
+    @property
+    def is_listening(self) -> bool:
+        return self._receiver is not None
+
+    @property
+    def port(self) -> int:
+        """The UDP port bound (the real one when the configuration asked for port 0)."""
+        return self._port
+
+    @property
+    def payload_map(self) -> PayloadMap:
+        """The RTP payload types this listener plays."""
+        return self._payloads
+
+    def start(self) -> None:
+        with self._lock:
+            if self.is_listening:
+                return
+            try:
+                self._start()
+            except ApplianceError as error:
+                self._release()
+                self.state_machine.set(ListenerState.ERROR, str(error))
+                raise
+
+    def _start(self) -> None:
+        self._sock = open_socket(self.config.bind, self.config.port)
+        self._port = self._sock.getsockname()[1]
+        self.buffer.clear()
+        self._playout.reset()
+        self._output = self._output_factory(self._playout.render)
+        # The output is opened once to prove that it works, then closed until a stream comes:
+        # an idle listener runs no audio callback. WAITING only once the audio is proven, so
+        # that nothing (the mDNS record above all) announces a listener that cannot play.
+        self._output.start()
+        self.state_machine.set(
+            ListenerState.WAITING, f"listening on {self.config.bind}:{self._port}"
+        )
+        receiver = Receiver(
+            self._sock,
+            self.buffer,
+            self.config.timeout_s,
+            on_session_start=self._stream_starting,
+            on_session_end=self._session_done,
+            payload_map=self._payloads,
+        )
+        receiver.start()
+        self._receiver = receiver
+        log.info(
+            "listening on %s:%d (buffer %d ms, session timeout %g s, output: %s)",
+            self.config.bind, self._port, self.config.buffer_ms, self.config.timeout_s,
+            self.config.output_file or self.config.device or "default",
+        )
+
+    def stop(self) -> None:
+        with self._lock:
+            if not self.is_listening:
+                return
+            self._release()
+            self.buffer.clear()
+            self.state_machine.set(ListenerState.IDLE, "listening stopped")
+            log.info("stopped listening")
+
+    def _release(self) -> None:
+        if self._receiver is not None:
+            self._receiver.stop()
+            self._receiver = None
+        with self._output_lock:
+            if self._output is not None:
+                self._output.stop()
+                self._output = None
+            self._stream_format = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    # -- the output follows the streams ----------------------------------------------------
+
+    def _stream_starting(self, session: Session) -> None:
+        """A session begins (receiving thread): have the output playing in its format."""
+        with self._output_lock:
+            self._streaming = True
+            output = self._output
+            if output is None:
+                return
+            wanted = session.format.decoded()
+            if output.is_active() and self._stream_format == wanted:
+                return
+            try:
+                self._open_output(output, wanted)
+            except AudioDeviceError as error:
+                log.error("%s", error)
+                self.state_machine.set(ListenerState.ERROR, str(error))
+
+    def _open_output(self, output: AudioOutput, stream: AudioFormat) -> None:
+        output.close()
+        device = output.negotiate(stream)
+        if self._playout.prepare(stream, device) and (stream, device) not in (
+            self._conversions_logged
+        ):
+            self._conversions_logged.add((stream, device))
+            log.info(
+                "the output does not take %d Hz %s; playing at %d Hz %s, converted",
+                stream.rate, _channels(stream), device.rate, _channels(device),
+            )
+        output.open(device)
+        self._stream_format = stream
+
+    def _on_transition(self, transition: Transition) -> None:
+        if transition.current is ListenerState.WAITING:
+            self._close_output_if_idle()
+
+    def _close_output_if_idle(self) -> None:
+        with self._output_lock:
+            output = self._output
+            idle = not self._streaming and self.buffer.phase is Phase.WAITING
+            if output is not None and idle and output.opened_format is not None:
+                output.close()
+                self._stream_format = None
+                log.debug("idle: audio output closed")
+
+    def output_is_open(self) -> bool:
+        """The audio output is playing (a stream is on, or its end is still draining)."""
+        output = self._output
+        return output is not None and output.opened_format is not None
+
+    def close(self) -> None:
+        self.stop()
+        self.state_machine.close()
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- observation ------------------------------------------------------------------------
+
+    def set_gain(self, factor: float) -> None:
+        """Software volume for what is played from now on (1.0 plays the bytes unchanged)."""
+        if factor < 0:
+            raise ValueError("gain cannot be negative")
+        self._playout.gain = factor
+
+    @property
+    def gain(self) -> float:
+        return self._playout.gain
+
+    def last_activity(self) -> float:
+        """``time.monotonic()`` of the audio callback's last run (for watchdogs)."""
+        return self._playout.last_activity
+
+    def healthy(self, max_silence_s: float = 2.0) -> bool:
+        """True when listening, the receiver is alive and, while the output is open, the audio
+        callback ran lately (an idle listener has its output closed: nothing to check)."""
+        receiver = self._receiver
+        if receiver is None or not receiver.is_alive():
+            return False
+        if not self.output_is_open():
+            return True
+        return time.monotonic() - self.last_activity() < max_silence_s
+
+    def _session_done(self, session: Session) -> None:
+        with self._output_lock:
+            self._streaming = False
+        if self.buffer.phase is Phase.WAITING:  # nothing to drain: close at once
+            self._close_output_if_idle()
+        with self._session_ended:
+            self.sessions.append(session)
+            self._session_ended.notify_all()
+
+    def wait_session_played(self, count: int = 1, timeout: float | None = None) -> bool:
+        """Block until ``count`` sessions have ended and their audio has been played out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._session_ended:
+            if not self._session_ended.wait_for(lambda: len(self.sessions) >= count, timeout):
+                return False
+        while self.buffer.phase is not Phase.WAITING or (
+            self.state_machine.state not in (ListenerState.WAITING, ListenerState.IDLE)
+        ):
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            if not self.is_listening:
+                return True
+            time.sleep(POLL_S)
+        return True
+
+
+def open_socket(bind: str, port: int) -> socket.socket:
+    """The listening UDP socket, with errors a user can act on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
+        sock.bind((bind, port))
+    except OSError as error:
+        sock.close()
+        where = f"{bind}:{port}"
+        if error.errno == errno.EADDRINUSE:
+            raise NetworkError(f"cannot listen on {where}: the port is already in use") from None
+        if error.errno == errno.EACCES:
+            raise NetworkError(f"cannot listen on {where}: permission denied") from None
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise NetworkError(f"cannot listen on {where}: no such address here") from None
+        if isinstance(error, socket.gaierror):
+            raise NetworkError(f"cannot listen on {where}: unknown address") from None
+        raise NetworkError(f"cannot listen on {where}: {error.strerror}") from None
+    return sock
+
+
+def _channels(audio_format: AudioFormat) -> str:
+    return "stereo" if audio_format.channels == 2 else "mono"

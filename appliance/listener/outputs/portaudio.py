@@ -1,0 +1,166 @@
+"""The sound card: a PortAudio output stream in callback mode, through PyAudio.
+
+The device is found once (:meth:`PyAudioOutput.start`), then a stream is opened for each
+stream of audio, in its format when the device takes it, else in the nearest one it does (a
+HDMI output or a USB DAC often takes only 44.1 or 48 kHz stereo), and closed while idle: an
+open stream runs its callback every 20 ms whether or not there is anything to play.
+
+Example::
+
+    output = PyAudioOutput(render, device=None)     # render(n_frames) -> bytes
+    output.start()                                  # AudioDeviceError if there is no output
+    output.open(output.negotiate(AudioFormat(48000, 2)))
+    ...
+    output.close()
+    output.stop()
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Iterator, Mapping
+
+import pyaudio
+
+from appliance.audio.format import AudioFormat
+from appliance.errors import AudioDeviceError
+from appliance.listener.outputs import Render
+from appliance.listener.outputs.devices import open_pyaudio, resolve_device
+from appliance.wire.raw import RAW_FORMAT
+
+log = logging.getLogger(__name__)
+
+CALLBACK_MS = 20
+"""Audio per callback: the seed's packet time; small enough for low latency, large enough
+for Python to keep up on a Pi Zero."""
+FALLBACK_RATES = (48000, 44100)
+"""What outputs that refuse a rate nearly always take."""
+
+
+class PyAudioOutput:
+    """A PortAudio output, opened per stream in the stream's format (or the nearest)."""
+
+    def __init__(self, render: Render, device: str | None = None) -> None:
+        self._render = render
+        self._device = device
+        self._pa: pyaudio.PyAudio | None = None
+        self._index: int | None = None
+        self._stream: pyaudio.Stream | None = None
+        self._format: AudioFormat | None = None
+        self._frame_bytes = 2
+        self.output_underflows = 0
+        """Callbacks in which PortAudio reported it had run out of data (a late callback)."""
+
+    def start(self) -> None:
+        """Find the device and check that it opens (then close it until a stream comes)."""
+        pa = open_pyaudio()
+        self._pa = pa
+        try:
+            self._index = resolve_device(pa, self._device)
+            self.open(self.negotiate(RAW_FORMAT))
+            self.close()
+        except BaseException:
+            self.stop()
+            raise
+
+    def negotiate(self, wanted: AudioFormat) -> AudioFormat:
+        pa = self._pa
+        if pa is None:
+            return wanted
+        index = self._index
+        if index is None:
+            try:
+                index = int(pa.get_default_output_device_info()["index"])
+            except OSError:
+                return wanted  # no default output: open() says so
+        for candidate in _candidates(wanted):
+            try:
+                pa.is_format_supported(
+                    candidate.rate,
+                    output_device=index,
+                    output_channels=candidate.channels,
+                    output_format=pyaudio.paInt16,
+                )
+            except ValueError:
+                continue
+            return candidate
+        return wanted
+
+    def open(self, audio_format: AudioFormat) -> None:
+        if self._pa is None:
+            raise AudioDeviceError("the audio output was not started")
+        self.close()
+        self._frame_bytes = audio_format.frame_bytes
+        try:
+            self._stream = self._pa.open(
+                format=pyaudio.paInt16,
+                channels=audio_format.channels,
+                rate=audio_format.rate,
+                output=True,
+                output_device_index=self._index,
+                frames_per_buffer=audio_format.rate * CALLBACK_MS // 1000,
+                stream_callback=self._callback,
+            )
+        except (OSError, ValueError) as error:
+            raise AudioDeviceError(describe_open_error(error, self._device, audio_format)) from None
+        self._format = audio_format
+
+    @property
+    def opened_format(self) -> AudioFormat | None:
+        return self._format
+
+    def _callback(
+        self, in_data: bytes | None, frame_count: int, time_info: Mapping[str, float], status: int
+    ) -> tuple[bytes, int]:
+        if status & pyaudio.paOutputUnderflow:
+            self.output_underflows += 1
+        return self._render(frame_count), pyaudio.paContinue
+
+    def is_active(self) -> bool:
+        return self._stream is not None and bool(self._stream.is_active())
+
+    def close(self) -> None:
+        stream, self._stream, self._format = self._stream, None, None
+        if stream is not None:
+            try:
+                stream.stop_stream()
+                stream.close()
+            except OSError as error:
+                log.warning("audio output did not close cleanly: %s", error)
+
+    def stop(self) -> None:
+        self.close()
+        if self._pa is not None:
+            self._pa.terminate()
+            self._pa = None
+
+
+def _candidates(wanted: AudioFormat) -> Iterator[AudioFormat]:
+    """``wanted`` first, then the same rate with the other channel count, then 48 and 44.1 kHz
+    (wanted's channels first): the least conversion first."""
+    other = 2 if wanted.channels == 1 else 1
+    seen: set[tuple[int, int]] = set()
+    for rate in (wanted.rate, *FALLBACK_RATES):
+        for channels in (wanted.channels, other):
+            if (rate, channels) not in seen:
+                seen.add((rate, channels))
+                yield AudioFormat(rate, channels, wanted.encoding, wanted.ptime_ms)
+
+
+def describe_open_error(
+    error: Exception, device: str | None, audio_format: AudioFormat = RAW_FORMAT
+) -> str:
+    code = error.args[0] if error.args else None
+    where = "the default audio output" if device is None else f"audio device {device!r}"
+    if code == pyaudio.paInvalidDevice:
+        return f"cannot open {where}: no audio output device found (see `appliance devices`)"
+    if code == pyaudio.paDeviceUnavailable or code == errno.EBUSY:
+        return f"cannot open {where}: the device is busy (another program is using it?)"
+    if code == pyaudio.paInvalidSampleRate:
+        return (
+            f"cannot open {where}: it cannot play {audio_format.rate} Hz; choose an ALSA device "
+            "that resamples, such as 'default' or 'pulse' (see `appliance devices`)"
+        )
+    detail = error.args[1] if len(error.args) > 1 else str(error)
+    return f"cannot open {where}: {detail}"

@@ -1,0 +1,125 @@
+"""The listener's socket stage: a thread that receives datagrams and hands them to sessions.
+
+The receiving thread blocks in ``recvfrom`` with no timeout: one system call per datagram
+and nothing in between, the cheapest way for Python to wait for the network. Timeouts are a
+second thread's job, which only wakes while a session is open. What the datagrams mean (who
+may stream, raw or RTP, when a stream ends) is :mod:`appliance.listener.sessions`' business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+
+from appliance.listener.playout.buffer import PlayoutBuffer
+from appliance.listener.session import EndReason, Session
+from appliance.listener.sessions import SessionCallback, SessionManager
+from appliance.wire.payload import PayloadMap
+from appliance.wire.raw import RAW_FORMAT
+
+log = logging.getLogger(__name__)
+
+RECEIVE_SIZE = 65536
+"""Larger than any UDP datagram, so an oversized one is seen whole and rejected, not cut."""
+SOCKET_BUFFER_BYTES = 1 << 20
+"""Kernel receive buffer: seconds of audio, so a busy moment in Python loses nothing."""
+TICK_S = 0.25
+"""While a session runs, its timeout is checked this often: sessions end within a tick of
+``timeout_s`` without packets."""
+
+DEFAULT_PAYLOAD_MAP = PayloadMap({}, RAW_FORMAT)
+
+
+class Receiver:
+    def __init__(
+        self,
+        sock: socket.socket,
+        buffer: PlayoutBuffer,
+        timeout_s: float,
+        on_session_start: SessionCallback | None = None,
+        on_session_end: SessionCallback | None = None,
+        payload_map: PayloadMap = DEFAULT_PAYLOAD_MAP,
+    ) -> None:
+        self._sock = sock
+        self._sessions = SessionManager(
+            buffer, timeout_s, payload_map, on_session_start, on_session_end
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        """Sessions are shared by the receiving thread and the timer."""
+        self._busy = threading.Event()
+        self._stopping = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    @property
+    def session(self) -> Session | None:
+        return self._sessions.session
+
+    @property
+    def invalid_outside_sessions(self) -> int:
+        return self._sessions.invalid_outside_sessions
+
+    @property
+    def rtcp_outside_sessions(self) -> int:
+        return self._sessions.rtcp_outside_sessions
+
+    def start(self) -> None:
+        self._sock.settimeout(None)
+        self._thread = threading.Thread(target=self._run, name="receiver", daemon=True)
+        self._timer = threading.Thread(target=self._time_sessions, name="sessions", daemon=True)
+        self._thread.start()
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Stop the threads; a running session ends as 'listening stopped'."""
+        if self._thread is None or self._timer is None:
+            return
+        self._stopping.set()
+        self._busy.set()  # wakes the timer so that it sees the stop
+        # Wakes the blocked receive at once: it returns no data and no address. (Linux also
+        # says ENOTCONN for an unconnected UDP socket, after doing so.)
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RD)
+        self._thread.join()
+        self._timer.join()
+        self._thread = self._timer = None
+
+    def is_alive(self) -> bool:
+        """Both threads are running (a receive blocked for lack of traffic is alive)."""
+        threads = (self._thread, self._timer)
+        return all(t is not None and t.is_alive() for t in threads)
+
+    def _run(self) -> None:
+        sessions = self._sessions
+        try:
+            while True:
+                try:
+                    data, address = self._sock.recvfrom(RECEIVE_SIZE)
+                except OSError as error:
+                    if self._stopping.is_set():
+                        break
+                    # ICMP errors and the like surface here on some kernels; never fatal.
+                    log.debug("receive error ignored: %s", error)
+                    continue
+                if address is None:  # shut down by stop()
+                    break
+                with self._lock:
+                    sessions.handle(data, (address[0], address[1]), time.monotonic())
+                    if sessions.busy and not self._busy.is_set():
+                        self._busy.set()
+        finally:
+            with self._lock:
+                sessions.end(EndReason.STOPPED)
+
+    def _time_sessions(self) -> None:
+        while not self._stopping.is_set():
+            self._busy.wait()
+            if self._stopping.wait(TICK_S):
+                return
+            with self._lock:
+                self._sessions.tick(time.monotonic())
+                if not self._sessions.busy:
+                    self._busy.clear()

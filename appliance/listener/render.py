@@ -1,0 +1,80 @@
+"""The audio callback's work: the playout buffer in, what the output plays out.
+
+:class:`Playout` runs every 20 ms on the audio thread: it reads from the buffer, converts to
+the output's format when the output could not take the stream's (rate and channels, through
+:class:`~appliance.audio.convert.BlockConverter`), applies the volume, and publishes the
+buffer's phase as the listener's state. It never waits for the network and never logs.
+
+Example::
+
+    playout = Playout(buffer, state_machine)
+    playout.prepare(stream_format, output.negotiate(stream_format))
+    output.open(...)                 # its callback calls playout.render(n_frames)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from appliance.audio.convert import BlockConverter, FormatConverter
+from appliance.audio.format import AudioFormat
+from appliance.audio.pcm import UNITY, apply_gain
+from appliance.listener.playout.buffer import Phase, PlayoutBuffer
+from appliance.listener.state import InvalidTransition, ListenerState, StateMachine
+
+PHASE_STATES: Mapping[Phase, ListenerState] = {
+    Phase.WAITING: ListenerState.WAITING,
+    Phase.BUFFERING: ListenerState.BUFFERING,
+    Phase.PLAYING: ListenerState.PLAYING,
+    Phase.UNDERRUN: ListenerState.UNDERRUN,
+    Phase.DRAINING: ListenerState.DRAINING,
+}
+
+
+class Playout:
+    """The body of the audio callback (kept apart from PortAudio so it is easy to test)."""
+
+    def __init__(self, buffer: PlayoutBuffer, state_machine: StateMachine) -> None:
+        self._buffer = buffer
+        self._state_machine = state_machine
+        self.gain = UNITY
+        self.callbacks = 0
+        self.last_activity = time.monotonic()
+        self._published: Phase | None = None
+        self._converter: BlockConverter | None = None
+
+    def prepare(self, stream: AudioFormat, output: AudioFormat) -> bool:
+        """Play ``stream`` audio on an output opened in ``output``; True if it is converted.
+
+        Call it before the output opens (no callback may run meanwhile).
+        """
+        if stream.same_pcm(output):
+            self._converter = None
+            return False
+        converter = FormatConverter(stream.decoded(), output.decoded())
+        self._converter = BlockConverter(converter, self._buffer.read)
+        return True
+
+    def render(self, n_frames: int) -> bytes:
+        converter = self._converter
+        audio = self._buffer.read(n_frames) if converter is None else converter.render(n_frames)
+        audio = apply_gain(audio, self.gain)
+        phase = self._buffer.phase
+        if phase is not self._published:
+            self._publish(phase)
+        self.callbacks += 1
+        self.last_activity = time.monotonic()
+        return audio
+
+    def reset(self) -> None:
+        """Forget what was published (listening restarted from WAITING)."""
+        self._published = Phase.WAITING
+
+    def _publish(self, phase: Phase) -> None:
+        try:
+            self._state_machine.set(PHASE_STATES[phase], "playout")
+            self._published = phase
+        except InvalidTransition:
+            # The controls moved the machine (to IDLE or ERROR) under us: theirs wins.
+            self._published = phase

@@ -1,0 +1,82 @@
+"""One stream from one source, start to end, and the figures logged about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from appliance.audio.format import AudioFormat
+from appliance.listener.depacketizer import Wire
+from appliance.wire.raw import RAW_FORMAT
+
+Address = tuple[str, int]
+
+
+class EndReason(StrEnum):
+    MARKER = "end-of-stream marker"
+    BYE = "RTCP BYE"
+    TIMEOUT = "timeout"
+    STOPPED = "listening stopped"
+
+
+@dataclass(slots=True)
+class Session:
+    number: int
+    source: Address
+    started_at: float
+    """``time.monotonic()`` of the first datagram."""
+    last_packet_at: float
+    wire: Wire = Wire.RAW
+    format: AudioFormat = RAW_FORMAT
+    """The stream's format on the wire (its encoding) and as played (its rate and channels)."""
+    payload_type: int | None = None
+    """RTP payload type (None for raw)."""
+    packets: int = 0
+    audio_bytes: int = 0
+    """Bytes of audio received, as decoded 16-bit PCM (for raw streams: the datagrams' bytes)."""
+    invalid: int = 0
+    """Datagrams from the source that were not audio (odd length, oversized, bad RTP)."""
+    rtcp: int = 0
+    """RTCP packets from the source (counted, never played)."""
+    ignored: int = 0
+    """Datagrams from other sources while this session ran."""
+    underruns: int = 0
+    dropped_bytes: int = 0
+    peak_depth_ms: int = 0
+    ended_at: float | None = None
+    end_reason: EndReason | None = None
+    ignored_sources: set[Address] = field(default_factory=set)
+
+    @property
+    def source_text(self) -> str:
+        return f"{self.source[0]}:{self.source[1]}"
+
+    @property
+    def duration_s(self) -> float:
+        """From the first datagram to the last (the timeout that may follow is not counted)."""
+        return self.last_packet_at - self.started_at
+
+    @property
+    def audio_s(self) -> float:
+        return self.audio_bytes / self.format.decoded().bytes_per_second
+
+    @property
+    def stream_text(self) -> str:
+        """``"raw 8000 Hz mono s16le"`` or ``"RTP type 97, 48000 Hz stereo s16be"``."""
+        if self.wire is Wire.RTP:
+            return f"RTP type {self.payload_type}, {self.format}"
+        return f"raw {self.format}"
+
+    def start_line(self) -> str:
+        return f"session {self.number} from {self.source_text} started: {self.stream_text}"
+
+    def end_line(self) -> str:
+        rtcp = f", rtcp {self.rtcp}" if self.wire is Wire.RTP else ""
+        return (
+            f"session {self.number} from {self.source_text} ended ({self.end_reason}): "
+            f"{self.stream_text}, {self.packets} packets, {self.audio_bytes} bytes "
+            f"({self.audio_s:.2f} s of audio) in {self.duration_s:.2f} s; "
+            f"underruns {self.underruns}, dropped {self.dropped_bytes} bytes, "
+            f"ignored {self.ignored}, invalid {self.invalid}{rtcp}, "
+            f"max buffer {self.peak_depth_ms} ms"
+        )

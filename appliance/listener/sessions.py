@@ -1,0 +1,263 @@
+"""Who is playing: the listener's sessions, from a stream's first datagram to its end.
+
+A session belongs to the first source that sends audio; datagrams from anyone else are
+counted and ignored until it ends: by the end-of-stream marker (an empty datagram), by an
+RTCP BYE for its SSRC, or by ``timeout_s`` without packets from its source. Whether a stream
+is RTP or raw PCM is decided from its first datagrams (:class:`StreamDetector`); from then on a
+raw session takes every datagram as PCM (the seed's wire, bit-exact), an RTP session only RTP
+packets of its own stream, and RTCP is counted, never played. Nothing a peer sends can raise
+out of :meth:`SessionManager.handle`.
+
+Not thread-safe by itself: the receiver calls it under one lock from its two threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from appliance.listener.depacketizer import (
+    Depacketizer,
+    Detection,
+    RawDepacketizer,
+    StreamDetector,
+    Wire,
+    rtp_depacketizer,
+)
+from appliance.listener.playout.buffer import PlayoutBuffer
+from appliance.listener.session import Address, EndReason, Session
+from appliance.wire.payload import PayloadMap
+from appliance.wire.raw import InvalidDatagram, RawDatagram
+from appliance.wire.rtcp import Bye, is_rtcp, parse_compound
+from appliance.wire.rtp import RtpPacket
+
+log = logging.getLogger(__name__)
+
+SessionCallback = Callable[[Session], None]
+
+
+class SessionManager:
+    def __init__(
+        self,
+        buffer: PlayoutBuffer,
+        timeout_s: float,
+        payload_map: PayloadMap,
+        on_session_start: SessionCallback | None = None,
+        on_session_end: SessionCallback | None = None,
+    ) -> None:
+        self._buffer = buffer
+        self._timeout_s = timeout_s
+        self._payload_map = payload_map
+        self._on_start = on_session_start
+        self._on_end = on_session_end
+        self._session: Session | None = None
+        self._depacketizer: Depacketizer | None = None
+        self._detector = StreamDetector()
+        self._candidate: Address | None = None
+        """The source whose first datagram the detector holds."""
+        self._candidate_at = 0.0
+        self._timeline_end = 0
+        """Position just after the last frame pushed: where the next stream starts."""
+        self._sessions_started = 0
+        self.invalid_outside_sessions = 0
+        self.rtcp_outside_sessions = 0
+        self._underruns_before = 0
+        self._dropped_before = 0
+
+    @property
+    def session(self) -> Session | None:
+        return self._session
+
+    @property
+    def busy(self) -> bool:
+        """A session is open or a stream's first datagram is being looked at."""
+        return self._session is not None or self._candidate is not None
+
+    # -- datagrams ---------------------------------------------------------------------------
+
+    def handle(self, data: bytes, source: Address, now: float) -> None:
+        session = self._session
+        if session is not None:
+            if source != session.source:
+                if self._is_senders_rtcp(session, source, data):
+                    self._rtcp(session, data)
+                else:
+                    self._ignore(session, source)
+            elif not data:
+                self.end(EndReason.MARKER)
+            else:
+                session.last_packet_at = now
+                self._play(session, data)
+            return
+        if data and is_rtcp(data):
+            # Reports before a stream or between its first two packets (often from another
+            # port of the sender's): never audio, and no reason to drop a held packet.
+            self.rtcp_outside_sessions += 1
+            return
+        if self._candidate is not None and source != self._candidate:
+            self._drop_candidate(f"{source[0]}:{source[1]} sent before it was decided")
+        if not data:  # an end marker with no stream: ends the held one, if any
+            held = self._detector.offer(data) if self._candidate is not None else None
+            if held is not None:
+                self._decide(held, source, now)
+            return
+        detection = self._detector.offer(data)
+        if detection is None:
+            self._candidate, self._candidate_at = source, now
+            return
+        self._decide(detection, source, now)
+
+    def tick(self, now: float) -> None:
+        """Ends a session (or drops a held first datagram) after ``timeout_s`` of silence."""
+        session = self._session
+        if session is not None and now - session.last_packet_at >= self._timeout_s:
+            self.end(EndReason.TIMEOUT)
+        elif self._candidate is not None and now - self._candidate_at >= self._timeout_s:
+            self._drop_candidate("nothing followed it")
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _decide(self, detection: Detection, source: Address, now: float) -> None:
+        self._candidate = None
+        datagrams = [d for d in detection.datagrams if d]
+        ends = len(datagrams) < len(detection.datagrams)
+        if detection.wire is Wire.RTP and detection.first_rtp is not None:
+            try:
+                depacketizer: Depacketizer = rtp_depacketizer(
+                    detection.first_rtp, self._payload_map, self._timeline_end
+                )
+            except ValueError as error:
+                self._count_invalid(None, source, error)
+                return
+        else:
+            datagrams = self._raw_audio(datagrams, source)
+            if not datagrams:
+                return
+            depacketizer = RawDepacketizer(self._timeline_end)
+        session = self._begin(source, now, depacketizer, detection.first_rtp)
+        for data in datagrams:
+            self._play(session, data)
+        if ends:
+            self.end(EndReason.MARKER)
+
+    def _raw_audio(self, datagrams: list[bytes], source: Address) -> list[bytes]:
+        """The datagrams that are raw audio; the others are counted (no session is open)."""
+        audio = []
+        for data in datagrams:
+            try:
+                RawDatagram.parse(data)
+            except InvalidDatagram as error:
+                self._count_invalid(None, source, error)
+                continue
+            audio.append(data)
+        return audio
+
+    def _play(self, session: Session, data: bytes) -> None:
+        depacketizer = self._depacketizer
+        assert depacketizer is not None
+        if depacketizer.wire is Wire.RTP and is_rtcp(data):
+            self._rtcp(session, data)
+            return
+        try:
+            frame = depacketizer.depacketize(data)
+        except ValueError as error:
+            self._count_invalid(session, session.source, error)
+            return
+        session.packets += 1
+        if frame is None:
+            return
+        session.audio_bytes += len(frame.payload)
+        self._timeline_end = max(self._timeline_end, frame.end)
+        self._buffer.push(frame)
+
+    def _is_senders_rtcp(self, session: Session, source: Address, data: bytes) -> bool:
+        # RTCP usually comes from the sender's second socket (RTP port + 1: ffmpeg does so).
+        return (
+            session.wire is Wire.RTP and source[0] == session.source[0] and is_rtcp(data)
+        )
+
+    def _rtcp(self, session: Session, data: bytes) -> None:
+        session.rtcp += 1
+        ssrc = None if self._depacketizer is None else self._depacketizer.ssrc
+        try:
+            packets = parse_compound(data)
+        except ValueError as error:
+            log.debug("unreadable RTCP from %s: %s", session.source_text, error)
+            return
+        if any(isinstance(p, Bye) and ssrc in p.ssrcs for p in packets):
+            self.end(EndReason.BYE)
+
+    def _ignore(self, session: Session, source: Address) -> None:
+        session.ignored += 1
+        if source not in session.ignored_sources:
+            session.ignored_sources.add(source)
+            log.warning(
+                "ignoring %s:%d: session %d belongs to %s",
+                source[0], source[1], session.number, session.source_text,
+            )
+
+    def _drop_candidate(self, why: str) -> None:
+        source = self._candidate
+        assert source is not None
+        self._candidate = None
+        self._detector = StreamDetector()
+        self.invalid_outside_sessions += 1
+        log.warning(
+            "dropped one datagram from %s:%d that looked like RTP: %s", source[0], source[1], why
+        )
+
+    def _count_invalid(self, session: Session | None, source: Address, error: Exception) -> None:
+        if session is None:
+            self.invalid_outside_sessions += 1
+            first = self.invalid_outside_sessions == 1
+        else:
+            session.invalid += 1
+            first = session.invalid == 1
+        if first:
+            log.warning("dropped a datagram from %s:%d: %s", source[0], source[1], error)
+
+    def _begin(
+        self, source: Address, now: float, depacketizer: Depacketizer, first: RtpPacket | None
+    ) -> Session:
+        self._sessions_started += 1
+        session = Session(
+            self._sessions_started,
+            source,
+            now,
+            now,
+            wire=depacketizer.wire,
+            format=depacketizer.wire_format,
+            payload_type=None if first is None else first.payload_type,
+        )
+        self._session = session
+        self._depacketizer = depacketizer
+        stats = self._buffer.stats()
+        self._buffer.begin_stream(depacketizer.format)
+        self._underruns_before = stats.underruns
+        self._dropped_before = self._buffer.stats().dropped
+        self._buffer.reset_peak()
+        log.info(session.start_line())
+        if self._on_start is not None:
+            self._on_start(session)
+        return session
+
+    def end(self, reason: EndReason) -> None:
+        """End the open session (if any) for ``reason``."""
+        session = self._session
+        if session is None:
+            return
+        self._session = None
+        self._depacketizer = None
+        if reason is not EndReason.STOPPED:
+            self._buffer.end_stream()
+        stats = self._buffer.stats()
+        played = self._buffer.format
+        session.underruns = stats.underruns - self._underruns_before
+        session.dropped_bytes = (stats.dropped - self._dropped_before) * played.frame_bytes
+        session.peak_depth_ms = stats.peak_depth * 1000 // played.rate
+        session.ended_at = time.monotonic()
+        session.end_reason = reason
+        log.info(session.end_line())
+        if self._on_end is not None:
+            self._on_end(session)

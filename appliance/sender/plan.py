@@ -1,0 +1,215 @@
+"""Which wire and which RTP payload type a file goes out on: :func:`plan_stream`.
+
+The wire:
+
+* ``--to NAME``, a listener found over mDNS whose TXT advertises RTP: RTP;
+* ``--to NAME`` whose TXT does not (an appliance before RTP, the seed): the raw wire;
+* ``--to`` an IP address or host name: the raw wire, as nothing says what listens there;
+* ``--rtp`` / ``--raw`` force either.
+
+The raw wire carries only 8000 Hz mono (:data:`~appliance.wire.raw.RAW_FORMAT`); any other
+source on it is a :class:`~appliance.errors.UsageError` saying what to do instead.
+
+The RTP payload type for a source of rate R and channels C, sent as L16 (16-bit big-endian),
+is the first of these that the listener plays as L16 R/C (:func:`choose_payload_type`):
+
+1. RFC 3551's static types for CD audio: 11 (44100 Hz mono) and 10 (44100 Hz stereo), which
+   any RTP receiver knows;
+2. the types of the listener's own map entries (TXT ``map``), lowest first;
+3. its built-in L16 table (TXT ``l16``: 112 + 2 * rate index + C - 1, 112 to 127);
+4. any other dynamic type (96-127) it plays as L16 R/C: 8000 Hz mono, the format every
+   dynamic type without an entry stands for.
+
+``--rtp`` to an address has no TXT to read: it assumes an appliance listener's defaults
+(static types, the built-in table). If no type fits, the error names what the listener plays.
+
+Example::
+
+    plan = plan_stream(source.format, resolved.listener, source_name=source.name,
+                       target=resolved.describe(), force=None)
+    sender.send(plan.stream(source.chunks()))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from appliance.audio.format import AudioFormat, Encoding, channel_word
+from appliance.discovery.records import (
+    FIRST_DYNAMIC_TYPE,
+    LAST_PAYLOAD_TYPE,
+    ListenerProperties,
+    ListenerRecord,
+    l16_table,
+)
+from appliance.errors import UsageError
+from appliance.sender.packetizer import PacketStream, RawStream, RtpStream, Wire
+from appliance.wire.payload import BUILTIN_L16_BASE, STATIC_FORMATS
+from appliance.wire.raw import RAW_FORMAT, frame_pcm
+
+log = logging.getLogger(__name__)
+
+CD_PAYLOAD_TYPES = {1: 11, 2: 10}
+"""RFC 3551's static L16 types at 44100 Hz, by channel count."""
+CD_RATE = 44100
+
+ASSUMED_LISTENER = ListenerProperties(
+    rtp=frozenset(STATIC_FORMATS) | frozenset(range(FIRST_DYNAMIC_TYPE, LAST_PAYLOAD_TYPE + 1)),
+    l16_base=BUILTIN_L16_BASE,
+)
+"""What ``--rtp`` to an address assumes is there: an appliance listener with no user map."""
+
+ENCODING_NAMES = {Encoding.S16BE: "L16", Encoding.PCMU: "PCMU", Encoding.PCMA: "PCMA"}
+
+
+def describe_wire_format(fmt: AudioFormat) -> str:
+    """``"L16 48000 Hz stereo"``."""
+    name = ENCODING_NAMES.get(fmt.encoding, str(fmt.encoding))
+    return f"{name} {fmt.rate} Hz {channel_word(fmt.channels)}"
+
+
+def describe_pcm(fmt: AudioFormat) -> str:
+    """``"48000 Hz stereo"``."""
+    return f"{fmt.rate} Hz {channel_word(fmt.channels)}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlan:
+    """How one source goes out: the wire and, on RTP, the payload type."""
+
+    wire: Wire
+    source_format: AudioFormat
+    payload_type: int | None = None
+
+    def stream(self, chunks: Iterable[bytes]) -> PacketStream:
+        """The packets of ``chunks`` (s16le PCM in :attr:`source_format`) on this plan's wire."""
+        if self.wire == "rtp":
+            assert self.payload_type is not None
+            return RtpStream(chunks, self.source_format, self.payload_type)
+        return RawStream(frame_pcm(chunks, self.source_format), self.source_format)
+
+    def describe(self) -> str:
+        """``"RTP type 127 (L16 48000 Hz stereo)"`` or ``"raw (8000 Hz mono s16le)"``."""
+        if self.wire == "rtp":
+            l16 = AudioFormat(self.source_format.rate, self.source_format.channels, Encoding.S16BE)
+            return f"RTP type {self.payload_type} ({describe_wire_format(l16)})"
+        return f"raw ({describe_pcm(self.source_format)} s16le)"
+
+
+def choose_payload_type(
+    source_format: AudioFormat,
+    formats: Mapping[int, AudioFormat],
+    map_types: Iterable[int] = (),
+    l16_base: int | None = None,
+) -> int | None:
+    """The payload type to send ``source_format`` as L16, given what the listener plays
+    (``formats``: type -> format) and where its map entries and L16 table are; None if no
+    type fits. The order is in the module docstring."""
+    wanted = AudioFormat(source_format.rate, source_format.channels, Encoding.S16BE)
+    candidates: list[int] = []
+    if source_format.rate == CD_RATE:
+        candidates.append(CD_PAYLOAD_TYPES[source_format.channels])
+    candidates += sorted(map_types)
+    if l16_base is not None:
+        candidates += sorted(l16_table(l16_base))
+    candidates += range(FIRST_DYNAMIC_TYPE, LAST_PAYLOAD_TYPE + 1)
+    for payload_type in candidates:
+        fmt = formats.get(payload_type)
+        if fmt is not None and fmt.encoding == wanted.encoding and fmt.same_pcm(wanted):
+            return payload_type
+    return None
+
+
+def listener_payload_type(source_format: AudioFormat, properties: ListenerProperties) -> int | None:
+    """:func:`choose_payload_type` for a listener as its TXT describes it."""
+    map_types = [
+        int(entry.partition("=")[0])
+        for entry in properties.rtp_map
+        if entry.partition("=")[0].strip().isdigit()
+    ]
+    return choose_payload_type(
+        source_format, properties.rtp_formats(), map_types, properties.l16_base
+    )
+
+
+def describe_rtp_formats(properties: ListenerProperties) -> str:
+    """``"L16 8000 Hz mono, L16 44100 Hz stereo, PCMU 8000 Hz mono"``: what it plays."""
+    seen: list[str] = []
+    ordered = sorted(
+        properties.rtp_formats().values(),
+        key=lambda f: (
+            list(ENCODING_NAMES).index(f.encoding)
+            if f.encoding in ENCODING_NAMES
+            else len(ENCODING_NAMES),
+            f.rate,
+            f.channels,
+        ),
+    )
+    for fmt in ordered:
+        text = describe_wire_format(fmt)
+        if text not in seen:
+            seen.append(text)
+    return ", ".join(seen) or "nothing"
+
+
+def plan_stream(
+    source_format: AudioFormat,
+    listener: ListenerRecord | None,
+    *,
+    source_name: str,
+    target: str,
+    force: Wire | None = None,
+) -> StreamPlan:
+    """The wire and payload type for a source of ``source_format`` sent to ``target``.
+
+    ``listener`` is the record when ``--to`` named a listener found over mDNS (None for an
+    address or host name); ``force`` is ``--rtp``/``--raw``. Raises :class:`UsageError` when
+    the source cannot go to that listener, saying why and what to do.
+    """
+    properties = listener.properties if listener is not None else None
+    if force is not None:
+        wire = force
+    elif properties is not None and properties.plays_rtp:
+        wire = "rtp"
+    else:
+        wire = "raw"
+
+    pcm = describe_pcm(source_format)
+    if wire == "raw":
+        if source_format.same_pcm(RAW_FORMAT):
+            return StreamPlan("raw", source_format)
+        if force == "raw":
+            raise UsageError(
+                f"{source_name} is {pcm}, but the raw wire (--raw) carries only "
+                f"{describe_pcm(RAW_FORMAT)}: leave out --raw to send it over RTP"
+            )
+        if listener is not None:
+            raise UsageError(
+                f"{source_name} is {pcm}, but listener {listener.name!r} plays only the raw "
+                f"wire's {describe_pcm(RAW_FORMAT)} (it advertises no RTP): convert the audio "
+                "to that (ffmpeg ... -ar 8000 -ac 1 -c:a pcm_s16le) or update the listener"
+            )
+        raise UsageError(
+            f"{source_name} is {pcm}, but the raw wire to {target} carries only "
+            f"{describe_pcm(RAW_FORMAT)}: send by name to an appliance listener (--to NAME) "
+            "or use --rtp"
+        )
+
+    if properties is None or not properties.plays_rtp:
+        if listener is not None:
+            log.warning(
+                "listener %r advertises no RTP; sending RTP anyway (--rtp), assuming an "
+                "appliance listener's payload types",
+                listener.name,
+            )
+        properties = ASSUMED_LISTENER
+    payload_type = listener_payload_type(source_format, properties)
+    if payload_type is None:
+        who = f"listener {listener.name!r}" if listener is not None else target
+        raise UsageError(
+            f"{who} plays no RTP payload type for {source_name} ({pcm} L16); over RTP it "
+            f"plays {describe_rtp_formats(properties)}"
+        )
+    return StreamPlan("rtp", source_format, payload_type)
