@@ -214,6 +214,9 @@ class ThreadUse:
     last_ns: int
     new: bool
     """Started after the window began."""
+    first_runs: int = 0
+    last_runs: int = 0
+    """Times the thread got the CPU (schedstat's third field): its wake-ups, roughly."""
     alive: bool = True
     waits: collections.Counter[str] = field(default_factory=collections.Counter)
 
@@ -222,17 +225,17 @@ class ThreadUse:
         return (self.last_ns - self.first_ns) / 1e9
 
 
-def read_threads(pid: int) -> dict[int, tuple[str, int, str]]:
-    """tid -> (comm, scheduler nanoseconds, wchan) for the live threads."""
+def read_threads(pid: int) -> dict[int, tuple[str, int, int, str]]:
+    """tid -> (comm, CPU nanoseconds, times run, wchan) for the live threads."""
     threads = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            ns = int((task / "schedstat").read_text().split()[0])
+            ns, _, runs = (int(n) for n in (task / "schedstat").read_text().split()[:3])
             comm = (task / "comm").read_text().strip()
             wchan = (task / "wchan").read_text().strip() or "running"
         except OSError:
             continue  # the thread exited meanwhile
-        threads[int(task.name)] = (comm, ns, wchan)
+        threads[int(task.name)] = (comm, ns, runs, wchan)
     return threads
 
 
@@ -268,11 +271,13 @@ class ProcessWatch:
             return  # the process is gone: the caller notices
         for tid, use in self.threads.items():
             use.alive = tid in live
-        for tid, (comm, ns, wchan) in live.items():
+        for tid, (comm, ns, runs, wchan) in live.items():
             if tid not in self.threads:
-                self.threads[tid] = ThreadUse(comm, ns if first else 0, ns, not first)
+                self.threads[tid] = ThreadUse(
+                    comm, ns if first else 0, ns, not first, runs if first else 0, runs
+                )
             use = self.threads[tid]
-            use.last_ns = ns
+            use.last_ns, use.last_runs = ns, runs
             use.waits[wchan] += 1
 
     def _run(self) -> None:
@@ -620,6 +625,16 @@ def print_run(run: Run) -> None:
         print(f"    NOTE: {note}")
 
 
+THREAD_LEGEND = (
+    "  (Python 3.11 leaves its threads unnamed in /proc, so ours show as 'python'. Where a\n"
+    "  thread waits tells them apart: __skb_wait_for_more_packets is a blocking recvfrom (our\n"
+    "  receiving thread), poll_schedule_timeout in a thread that is new with the stream is\n"
+    "  PortAudio's audio thread (it runs the callback), futex_do_wait a thread waiting on a\n"
+    "  lock or an event; threaded-ml is the PulseAudio client's main loop (ALSA's pulse plugin\n"
+    "  in ours, pulsesink in GStreamer). runs/s: how often the thread got the CPU.)"
+)
+
+
 def print_threads(run: Run, idle_seconds: float) -> None:
     windows = (
         ("playing", run.threads, run.audio_seconds, "per minute of audio"),
@@ -629,14 +644,15 @@ def print_threads(run: Run, idle_seconds: float) -> None:
         if not threads or seconds <= 0:
             continue
         busiest = sorted(threads.items(), key=lambda item: -item[1].seconds)
-        print(f"  {run.receiver}, {run.fmt.label}, {what}: CPU s {unit} by thread "
-              "(tid, name, CPU, where it waits most):")  # fmt: skip
+        print(f"  {run.receiver}, {run.fmt.label}, {what}: CPU s {unit} by thread:")
+        print(f"    {'tid':>8} {'name':<16} {'CPU':>6} {'runs/s':>7}  waits most in")
         for tid, use in busiest[:8]:
             flags = [word for word, on in (("new", use.new), ("exited", not use.alive)) if on]
             wait = use.waits.most_common(1)[0][0] if use.waits else "?"
+            runs = (use.last_runs - use.first_runs) / seconds
             print(
-                f"    {tid:>8} {use.comm:<16} {use.seconds * 60 / seconds:6.3f}  {wait:<34}"
-                f" {' '.join(flags)}".rstrip()
+                f"    {tid:>8} {use.comm:<16} {use.seconds * 60 / seconds:6.3f} {runs:7.1f}"
+                f"  {wait:<34} {' '.join(flags)}".rstrip()
             )
 
 
@@ -714,7 +730,8 @@ def main() -> None:
                 f" (target <= 1.5x), idle {ratio(ours.idle_cpu_per_min, gst.idle_cpu_per_min)}\n"
             )
     print_table(runs, (receivers[0].name, receivers[1].name))
-    print("\nWhere the CPU goes while playing:")
+    print("\nWhere the CPU goes, thread by thread:")
+    print(THREAD_LEGEND)
     for fmt in FORMATS:
         for receiver in receivers:
             print_threads(runs[(receiver.name, fmt)], args.idle_seconds)

@@ -258,6 +258,9 @@ class BlockConverter:
         self._source_frame_bytes = converter.source.frame_bytes
         self._target_frame_bytes = converter.target.frame_bytes
         self._pull_limit = converter.source.frames_for(MAX_PULL_SECONDS)
+        self._rendered = 0
+        """Target frames rendered, and source frames pulled, since the start (or reset)."""
+        self._pulled = 0
 
     @property
     def converter(self) -> FormatConverter:
@@ -269,12 +272,23 @@ class BlockConverter:
         return len(self._fifo) // self._target_frame_bytes
 
     def render(self, n_target_frames: int) -> bytes:
-        """Exactly ``n_target_frames`` frames of converted audio (``n * target.frame_bytes``)."""
+        """Exactly ``n_target_frames`` frames of converted audio (``n * target.frame_bytes``).
+
+        Source audio is pulled at the exact rate ratio (the running totals are kept, so no
+        rounding accumulates): a steady trickle from the playout buffer, whatever bursts the
+        resampler releases. Only when the FIFO cannot cover a block (before :meth:`prime`, or
+        if it was never called) is more pulled at once.
+        """
         if n_target_frames < 0:
             raise ValueError(f"cannot render {n_target_frames} frames")
         if self._converter.is_identity and not self._fifo:
             return self._pull(n_target_frames)
         wanted_bytes = n_target_frames * self._target_frame_bytes
+        self._rendered += n_target_frames
+        due = -(-self._rendered * self._source_rate // self._target_rate)  # ceiling
+        if due > self._pulled:
+            self._fifo += self._converter.convert(self._pull(due - self._pulled))
+            self._pulled = due
         # Whole blocks' worth at a time, not just what is missing: the resampler releases its
         # output in bursts, and topping up by the shortfall would call it several times a block.
         chunk_frames = (
@@ -289,14 +303,35 @@ class BlockConverter:
                 )
             self._fifo += self._converter.convert(self._pull(chunk_frames))
             pulled_frames += chunk_frames
+            self._pulled += chunk_frames
         block = bytes(self._fifo[:wanted_bytes])
         del self._fifo[:wanted_bytes]
         return block
+
+    def prime(self) -> None:
+        """Fill the FIFO with converted silence up to the resampler's first release.
+
+        The resampler holds its first output back until an internal block is full (up to about
+        90 ms); without priming, the first render() would pull all of that from the playout
+        buffer at once and run it dry. Primed, every render() pulls one block's worth. The cost
+        is that much latency, only on outputs that needed converting.
+        """
+        if self._converter.is_identity:
+            return
+        chunk = max(1, self._converter.source.frames_for(0.02))
+        silence = bytes(chunk * self._source_frame_bytes)
+        fed = 0
+        while not self._fifo:
+            if fed > self._pull_limit:
+                raise RuntimeError(f"{self._converter!r} released nothing while priming")
+            self._fifo += self._converter.convert(silence)
+            fed += chunk
 
     def reset(self) -> None:
         """Drop the converted surplus and the converter's state: the next render starts afresh."""
         self._fifo.clear()
         self._converter.reset()
+        self._rendered = self._pulled = 0
 
     def _pull(self, n_source_frames: int) -> bytes:
         pcm = self._read(n_source_frames)

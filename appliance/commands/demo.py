@@ -11,9 +11,10 @@ from typing import Any
 from appliance.discovery import Advertiser, resolve_destination
 from appliance.errors import AudioDeviceError, DiscoveryError
 from appliance.listener.listener import Listener, ListenerConfig
+from appliance.sender.plan import plan_stream
 from appliance.sender.sender import Sender
 from appliance.sender.source import PcmSource, open_source
-from appliance.wire.raw import DEFAULT_PORT, frame_pcm
+from appliance.wire.raw import DEFAULT_PORT
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,15 @@ def add_parser(subparsers: Any) -> None:
 
 
 def send_by_name(listener: Listener, source: PcmSource) -> None:
-    """Advertise the listener on loopback, look it up by name and stream ``source`` to it."""
-    with Advertiser(DEMO_NAME, listener.port, [LOOPBACK], listener.state_machine) as ad:
+    """Advertise the listener on loopback, look it up by name and stream ``source`` to it,
+    as ``appliance send FILE --to NAME`` does (RTP, since the listener advertises it)."""
+    with Advertiser(
+        DEMO_NAME,
+        listener.port,
+        [LOOPBACK],
+        listener.state_machine,
+        payload_map=listener.payload_map,
+    ) as ad:
         ad.attach()
         if not ad.wait_registered(REGISTER_TIMEOUT_S) or ad.registered_name is None:
             raise DiscoveryError(f"could not advertise the demo listener: {ad.last_error}")
@@ -56,8 +64,12 @@ def send_by_name(listener: Listener, source: PcmSource) -> None:
         target = resolve_destination(name, DEFAULT_PORT, [LOOPBACK])
         log.info("found %r over mDNS at %s:%d", name, target.address, target.port)
         log.info("sending %s (%.1f s)", source.name, source.duration_s or 0)
+        plan = plan_stream(
+            source.format, target.listener, source_name=source.name, target=target.describe()
+        )
         with Sender((target.address, target.port)) as sender:
-            log.info(sender.send(frame_pcm(source.chunks())).summary())
+            report = sender.send(plan.stream(source.chunks()), target=target.describe())
+            log.info(report.summary())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -52,8 +52,11 @@ class Playout:
         if stream.same_pcm(output):
             self._converter = None
             return False
-        converter = FormatConverter(stream.decoded(), output.decoded())
-        self._converter = BlockConverter(converter, self._buffer.read)
+        converter = BlockConverter(
+            FormatConverter(stream.decoded(), output.decoded()), self._buffer.read
+        )
+        converter.prime()
+        self._converter = converter
         return True
 
     def render(self, n_frames: int) -> bytes:

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 import pytest
 from audio_rig import AudioSink, NoAudioDevice, assert_played, audible, test_signal
 from listener_fixtures import ListenerFactory, states_seen
-from streams import send_like_the_seed, send_with_ours, udp_socket
+from streams import send_like_the_seed, send_rtp, send_with_ours, udp_socket
 
+from appliance.audio.format import AudioFormat, Encoding
 from appliance.errors import AudioDeviceError, NetworkError
+from appliance.listener.depacketizer import Wire
 from appliance.listener.session import EndReason
 from appliance.listener.state import ListenerState
 from appliance.sender.sender import Sender
+from appliance.wire.codecs import codec_for
 from appliance.wire.raw import END_OF_STREAM, MAX_PAYLOAD_BYTES, RAW_FORMAT, frame_pcm
 
 S = ListenerState
@@ -198,3 +202,43 @@ def test_a_port_in_use_is_a_clear_error(make_listener: ListenerFactory) -> None:
             listener.start()
     assert str(caught.value) == f"cannot listen on 127.0.0.1:{port}: the port is already in use"
     assert listener.state_machine.state is S.ERROR
+
+
+@pytest.mark.audio
+def test_the_output_is_open_only_while_streams_play_and_loses_no_first_frame(
+    audio_sink: AudioSink, make_listener: ListenerFactory
+) -> None:
+    raw, rtp, ulaw = (test_signal(seconds=0.6, seed=s) for s in (11, 12, 13))
+    listener = make_listener()
+    listener.start()
+    assert not listener.output_is_open()  # listening, idle: no audio callbacks at all
+    assert listener.healthy()
+    audio_sink.start_recording()
+    send_with_ours(raw, listener.port)
+    assert listener.wait_session_played(1, timeout=PLAY_TIMEOUT_S)
+    assert wait_until(lambda: not listener.output_is_open())
+    # Timestamps and sequence numbers wrap inside the stream.
+    send_rtp(rtp, listener.port, first_seq=65530, first_timestamp=2**32 - 800)
+    assert listener.wait_session_played(2, timeout=PLAY_TIMEOUT_S)
+    assert wait_until(lambda: not listener.output_is_open())
+    send_rtp(ulaw, listener.port, payload_type=0, audio_format=AudioFormat(8000, 1, Encoding.PCMU))
+    assert listener.wait_session_played(3, timeout=PLAY_TIMEOUT_S)
+    mu_law = codec_for(Encoding.PCMU)
+    ulaw_played = mu_law.decode(mu_law.encode(ulaw, 1), 1)
+    assert_played(audio_sink.stop_recording(), raw + rtp + ulaw_played)
+    assert [(s.wire, s.payload_type, s.end_reason) for s in listener.sessions] == [
+        (Wire.RAW, None, EndReason.MARKER),
+        (Wire.RTP, 97, EndReason.BYE),
+        (Wire.RTP, 0, EndReason.BYE),
+    ]
+    assert wait_until(lambda: not listener.output_is_open())
+    assert listener.healthy()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 
 import pyaudio
 
-from appliance.audio.format import AudioFormat
+from appliance.audio.format import MAX_RATE, MIN_RATE, SUPPORTED_RATES, AudioFormat
 from appliance.errors import AudioDeviceError
 from appliance.listener.outputs import Render
 from appliance.listener.outputs.devices import open_pyaudio, resolve_device
@@ -69,16 +69,20 @@ class PyAudioOutput:
         if pa is None:
             return wanted
         index = self._index
-        if index is None:
-            try:
-                index = int(pa.get_default_output_device_info()["index"])
-            except OSError:
-                return wanted  # no default output: open() says so
-        for candidate in _candidates(wanted):
+        try:
+            info = (
+                pa.get_default_output_device_info()
+                if index is None
+                else pa.get_device_info_by_index(index)
+            )
+        except OSError:
+            return wanted  # no default output: open() says so
+        device_rate = round(float(info["defaultSampleRate"]))
+        for candidate in _candidates(wanted, device_rate):
             try:
                 pa.is_format_supported(
                     candidate.rate,
-                    output_device=index,
+                    output_device=int(info["index"]),
                     output_channels=candidate.channels,
                     output_format=pyaudio.paInt16,
                 )
@@ -136,14 +140,16 @@ class PyAudioOutput:
             self._pa = None
 
 
-def _candidates(wanted: AudioFormat) -> Iterator[AudioFormat]:
-    """``wanted`` first, then the same rate with the other channel count, then 48 and 44.1 kHz
-    (wanted's channels first): the least conversion first."""
+def _candidates(wanted: AudioFormat, device_rate: int) -> Iterator[AudioFormat]:
+    """``wanted`` first, then the least conversion: its rate with the other channel count,
+    48 and 44.1 kHz (what outputs that refuse a rate nearly always take), the device's own
+    default rate, then every other rate from the highest down; its channel count first."""
     other = 2 if wanted.channels == 1 else 1
+    rates = (wanted.rate, *FALLBACK_RATES, device_rate, *sorted(SUPPORTED_RATES, reverse=True))
     seen: set[tuple[int, int]] = set()
-    for rate in (wanted.rate, *FALLBACK_RATES):
+    for rate in rates:
         for channels in (wanted.channels, other):
-            if (rate, channels) not in seen:
+            if (rate, channels) not in seen and MIN_RATE <= rate <= MAX_RATE:
                 seen.add((rate, channels))
                 yield AudioFormat(rate, channels, wanted.encoding, wanted.ptime_ms)
 
