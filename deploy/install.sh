@@ -102,7 +102,8 @@ apt_install() {
 }
 
 install_packages() {
-    local packages=(python3 python3-venv libportaudio2 alsa-utils)
+    # numpy from the distribution: no wheel to download or build on a Pi Zero.
+    local packages=(python3 python3-venv python3-numpy libportaudio2 alsa-utils)
     # PyAudio from Raspberry Pi OS if it has it (nothing to compile), else build it with pip.
     if package_installed python3-pyaudio || package_available python3-pyaudio; then
         packages+=(python3-pyaudio)

@@ -20,6 +20,13 @@ APT_PACKAGES=(
     pulseaudio pulseaudio-utils libasound2-plugins
     # mDNS interop: the tests check python-zeroconf against avahi on a private D-Bus.
     avahi-daemon avahi-utils dbus iproute2
+    # RTP interop: real peers send ffmpeg's and GStreamer's RTP to the listener, and the
+    # benchmark compares it with GStreamer's receiver (pulsesink).
+    ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-pulseaudio
+    # an output that refuses rates (the listener converts): ALSA's jack PCM on a private
+    # JACK server, recorded through PulseAudio's JACK source (tests/audio_rig.py).
+    jackd2 pulseaudio-module-jack
     # deploy tests: shell scripts, systemd units, Pi-shaped images and root filesystems.
     shellcheck systemd mtools dosfstools e2fsprogs fdisk debootstrap systemd-container
 )

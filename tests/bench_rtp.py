@@ -10,7 +10,9 @@ sink, which runs in the stream's format when the rig supports it:
 * ours: ``appliance listen --no-mdns --no-gpio --bind 127.0.0.1 --port P [--payload-map ...]``
   (PyAudio through ALSA's pulse plugin: the ALSA default PCM points straight at the sink);
 * GStreamer: ``gst-launch-1.0 udpsrc ! rtpjitterbuffer latency=60 ! rtpL16depay !
-  audioconvert ! pulsesink`` (PULSE_SERVER is the rig's server).
+  audioconvert ! pulsesink sync=false`` (PULSE_SERVER is the rig's server). With pulsesink's
+  default sync=true, a pipeline that idles T seconds before the stream comes loses the stream's
+  first ~T seconds (see :func:`gst_receiver`); ``--gst-sync`` measures it that way anyway.
 
 For 48 kHz stereo and 8 kHz mono it prints, for both receivers: CPU seconds per minute of
 audio while playing (the whole process, every thread, from the first packet to 1 s after the
@@ -495,18 +497,47 @@ def check_played(recorded: bytes, sent: Samples, sink_fmt: StreamFormat, fmt: St
         )
         return
     run.played_fraction = heard.size / sent.size
-    n = min(heard.size, sent.size)
-    differ = np.flatnonzero(heard[:n] != sent[:n])
-    run.bit_exact = heard.size == sent.size and differ.size == 0
+    run.bit_exact = np.array_equal(heard, sent)
     if run.bit_exact:
         run.played = "100.0% of the samples sent, bit-exact (silence aside)"
         return
-    first = int(differ[0]) if differ.size else n
-    at_s = first / fmt.channels / fmt.rate
-    run.played = (
-        f"{run.played_fraction:.1%} of the samples sent non-silent at the sink; "
-        f"not bit-exact: the first {at_s:.2f} s match, then differ"
+    run.played = f"{run.played_fraction:.1%} of the samples sent non-silent at the sink; " + (
+        describe_difference(heard, sent, fmt)
     )
+
+
+PROBE_SAMPLES = 16
+
+
+def describe_difference(heard: Samples, sent: Samples, fmt: StreamFormat) -> str:
+    """Where what was played (silence aside) departs from what was sent."""
+
+    def ms(samples: int) -> str:
+        return f"{samples / fmt.channels / fmt.rate * 1000:.0f} ms"
+
+    probe = heard[:PROBE_SAMPLES]
+    start = None
+    if probe.size == PROBE_SAMPLES:
+        candidates = np.flatnonzero(sent == probe[0])
+        start = next(
+            (int(k) for k in candidates if np.array_equal(sent[k : k + PROBE_SAMPLES], probe)),
+            None,
+        )
+    if start is None:
+        return "its first samples are nowhere in the stream sent"
+    rest = sent[start:]
+    n = min(heard.size, rest.size)
+    differ = np.flatnonzero(heard[:n] != rest[:n])
+    parts = [f"starts {ms(start)} into the stream" if start else "starts at the stream's start"]
+    if differ.size:
+        parts.append(f"matches for {ms(int(differ[0]))}, then differs")
+    else:
+        parts.append(f"matches for {ms(n)}" + (", to its end" if n == rest.size else ""))
+        if heard.size > rest.size:
+            parts.append(f"then {ms(heard.size - rest.size)} more")
+        elif rest.size > heard.size:
+            parts.append(f"the last {ms(rest.size - heard.size)} missing")
+    return ", ".join(parts)
 
 
 @contextmanager
@@ -593,18 +624,28 @@ def measure(receiver: Receiver, fmt: StreamFormat, sent: Samples,
 # --- the report --------------------------------------------------------------------------------
 
 
-def figure(value: float | None, unit: str = "") -> str:
-    return "-" if value is None else f"{value:.2f}{unit}"
+def figure(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def mib(kib: int | None) -> str:
     return "-" if kib is None else f"{kib / KIB:.1f} MiB"
 
 
-def ratio(ours: float | None, theirs: float | None) -> str:
+IDLE_RATIO_FLOOR = 0.02
+"""Idle figures below this (s per minute) are noise next to each other: no ratio."""
+
+
+def ratio(ours: float | None, theirs: float | None, floor: float = 0.0) -> str:
     if ours is None or theirs is None or theirs <= 0:
         return "-"
+    if theirs < floor:
+        return "n/a"
     return f"{ours / theirs:.2f}x"
+
+
+def idle_ratio(ours: Run, gst: Run) -> str:
+    return ratio(ours.idle_cpu_per_min, gst.idle_cpu_per_min, IDLE_RATIO_FLOOR)
 
 
 def print_run(run: Run) -> None:
@@ -614,7 +655,7 @@ def print_run(run: Run) -> None:
         return
     print(
         f"    playing {figure(run.play_cpu_per_min)} s CPU per minute of audio; idle "
-        f"{figure(run.idle_cpu_per_min)} s per minute; RSS peak {mib(run.rss_peak_kib)}, "
+        f"{figure(run.idle_cpu_per_min, 3)} s per minute; RSS peak {mib(run.rss_peak_kib)}, "
         f"steady {mib(run.rss_steady_kib)}"
     )
     print(f"    played: {run.played}")
@@ -646,7 +687,7 @@ def print_threads(run: Run, idle_seconds: float) -> None:
         busiest = sorted(threads.items(), key=lambda item: -item[1].seconds)
         print(f"  {run.receiver}, {run.fmt.label}, {what}: CPU s {unit} by thread:")
         print(f"    {'tid':>8} {'name':<16} {'CPU':>6} {'runs/s':>7}  waits most in")
-        for tid, use in busiest[:8]:
+        for tid, use in busiest[: 8 if what == "playing" else 3]:
             flags = [word for word, on in (("new", use.new), ("exited", not use.alive)) if on]
             wait = use.waits.most_common(1)[0][0] if use.waits else "?"
             runs = (use.last_runs - use.first_runs) / seconds
@@ -662,13 +703,12 @@ def print_table(runs: dict[tuple[str, StreamFormat], Run], names: tuple[str, str
     print(f"{'':34}{'ours':>14}{'GStreamer':>14}{'ours/GSt':>10}  target")
     for fmt in FORMATS:
         ours, gst = runs[(ours_name, fmt)], runs[(gst_name, fmt)]
-        rows = (
-            ("CPU s/min playing", ours.play_cpu_per_min, gst.play_cpu_per_min, "<= 1.5x"),
-            ("CPU s/min idle", ours.idle_cpu_per_min, gst.idle_cpu_per_min, "ours <= 0.30"),
-        )
-        for label, a, b, target in rows:
-            print(f"{fmt.label + ', ' + label:34}{figure(a):>14}{figure(b):>14}"
-                  f"{ratio(a, b):>10}  {target}")  # fmt: skip
+        playing = (ours.play_cpu_per_min, gst.play_cpu_per_min)
+        idle = (ours.idle_cpu_per_min, gst.idle_cpu_per_min)
+        print(f"{fmt.label + ', CPU s/min playing':34}{figure(playing[0]):>14}"
+              f"{figure(playing[1]):>14}{ratio(*playing):>10}  <= 1.5x")  # fmt: skip
+        print(f"{fmt.label + ', CPU s/min idle':34}{figure(idle[0], 3):>14}"
+              f"{figure(idle[1], 3):>14}{idle_ratio(ours, gst):>10}  ours <= 0.30")  # fmt: skip
         for label, x, y in (
             ("RSS peak", ours.rss_peak_kib, gst.rss_peak_kib),
             ("RSS steady", ours.rss_steady_kib, gst.rss_steady_kib),
@@ -706,7 +746,8 @@ def main() -> None:
     print(
         f"RTP L16 on PT {PAYLOAD_TYPE}, 20 ms packets, {args.seconds:g} s per stream, paced from "
         f"this process to 127.0.0.1; idle measured over {args.idle_seconds:g} s after "
-        f"{SETTLE_S:g} s of settling; CPU of the whole receiver process\n"
+        f"{SETTLE_S:g} s of settling; CPU of the whole receiver process; GStreamer's "
+        f"pulsesink sync={'true' if args.gst_sync else 'false'}\n"
     )
     runs: dict[tuple[str, StreamFormat], Run] = {}
     for fmt in FORMATS:
@@ -727,7 +768,7 @@ def main() -> None:
             ours, gst = runs[(receivers[0].name, fmt)], runs[(receivers[1].name, fmt)]
             print(
                 f"  ours/GStreamer: playing {ratio(ours.play_cpu_per_min, gst.play_cpu_per_min)}"
-                f" (target <= 1.5x), idle {ratio(ours.idle_cpu_per_min, gst.idle_cpu_per_min)}\n"
+                f" (target <= 1.5x), idle {idle_ratio(ours, gst)}\n"
             )
     print_table(runs, (receivers[0].name, receivers[1].name))
     print("\nWhere the CPU goes, thread by thread:")

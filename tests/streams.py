@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from appliance.audio.format import AudioFormat, Encoding
 from appliance.sender.sender import Sender, SendReport
@@ -62,17 +63,20 @@ def send_rtp(
     first_timestamp: int = 123456,
     ssrc: int = 0x5EED,
     sock: socket.socket | None = None,
+    header: dict[str, Any] | None = None,
 ) -> int:
     """Send s16le ``pcm`` as RTP in 20 ms packets, paced in real time, then an RTCP BYE.
 
     A hand-made sender (not ours, not a peer's): the test chooses every header field, to
-    start sequence numbers and timestamps just before they wrap. Returns packets sent.
+    start sequence numbers and timestamps just before they wrap, and ``header`` adds any other
+    ``RtpPacket`` fields (CSRCs, an extension, padding) to every packet. Returns packets sent.
     """
     codec = codec_for(audio_format.encoding)
     own = sock is None
     sock = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     packet_bytes = audio_format.decoded().packet_bytes
     frames = audio_format.packet_frames
+    interval = frames / audio_format.rate
     started = time.monotonic()
     sent = 0
     try:
@@ -85,10 +89,11 @@ def send_rtp(
                 ssrc=ssrc,
                 payload=payload,
                 marker=index == 0,
+                **(header or {}),
             )
             sock.sendto(bytes(packet), ("127.0.0.1", port))
             sent += 1
-            time.sleep(max(0.0, started + (index + 1) * 0.02 - time.monotonic()))
+            time.sleep(max(0.0, started + (index + 1) * interval - time.monotonic()))
         sock.sendto(bye(ssrc), ("127.0.0.1", port))
     finally:
         if own:

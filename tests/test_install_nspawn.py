@@ -56,7 +56,7 @@ MIRROR = "http://deb.debian.org/debian"
 # What the installer would apt-get anyway, preinstalled so reruns need no apt download.
 PACKAGES = (
     "systemd,systemd-sysv,dbus,iproute2,ca-certificates,python3,python3-venv,"
-    "libportaudio2,python3-pyaudio,python3-gpiozero,alsa-utils,"
+    "libportaudio2,python3-pyaudio,python3-gpiozero,python3-numpy,alsa-utils,"
     # polkitd for the installer's power-off rule; it needs a logind, which libpam-systemd is.
     "polkitd,libpam-systemd"
 )
@@ -457,8 +457,10 @@ def test_boot_discover_play_and_power_off(machine: Machine, tmp_path: Path) -> N
                 "--interface", ADDRESS_TEST, timeout=60,
             )  # fmt: skip
             assert sent.returncode == 0, sent.stderr
+            # By name, to a listener that advertises RTP: RTP, on the built-in 8 kHz mono type.
             assert sent.stderr.startswith(
-                f"sent 1.02 s of audio to {ADDRESS_CONTAINER}:{DEFAULT_PORT} in 52 packets "
+                f"sent 1.02 s of 8000 Hz mono audio over RTP (type 112) to {LISTENER_NAME} "
+                f"({ADDRESS_CONTAINER}:{DEFAULT_PORT}) in 52 packets "
             ), sent.stderr
             played.wait_for(lambda data: without_silence(data) == TEST_STREAM, PLAYED_TIMEOUT_S)
             timed("boot, discover and play", started)

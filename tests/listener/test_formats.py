@@ -131,3 +131,23 @@ def test_a_device_that_takes_only_8k_mono_gets_48k_stereo_converted(
     assert best > 0.99
     [session] = listener.sessions
     assert (session.format.rate, session.format.channels, session.invalid) == (48000, 2, 0)
+
+
+@pytest.mark.audio
+@pytest.mark.parametrize("ptime_ms", [2.5, 120.0])
+def test_packets_of_2_5_to_120_ms_play_bit_exact(
+    audio_sink_at: AudioSinkFactory, make_listener: ListenerFactory, ptime_ms: float
+) -> None:
+    sink = audio_sink_at(rate=48000, channels=2)
+    sent = test_signal(seconds=1.2, seed=int(ptime_ms * 10), rate=48000, channels=2)
+    listener = make_listener()
+    sink.start_recording()
+    listener.start()
+    packets = send_rtp(
+        sent, listener.port, payload_type=127,
+        audio_format=AudioFormat(48000, 2, Encoding.S16BE, ptime_ms=ptime_ms),
+    )
+    assert listener.wait_session_played(timeout=PLAY_TIMEOUT_S)
+    assert_played(sink.stop_recording(), sent)
+    [session] = listener.sessions
+    assert session.packets == packets == round(1200 / ptime_ms)

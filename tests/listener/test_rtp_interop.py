@@ -14,9 +14,11 @@ import peers
 import pytest
 from audio_rig import AudioSink, assert_played, test_signal
 from listener_fixtures import ListenerFactory
+from streams import send_rtp
 
 from appliance.listener.depacketizer import Wire
 from appliance.listener.session import EndReason
+from appliance.wire.rtp import RtpExtension
 
 PLAY_TIMEOUT_S = 60
 Peer = Callable[[bytes, int, Path], bytes]
@@ -71,3 +73,23 @@ def test_sequence_numbers_wrap_and_rtcp_on_the_port_is_counted_not_played(
     assert session.packets == 50  # 2 s in ffmpeg's 40 ms packets, across 65535 -> 0
     assert session.rtcp >= 1  # the BYE (its first report may come before the first packet)
     assert session.end_reason is EndReason.BYE
+
+
+@pytest.mark.audio
+def test_csrcs_a_header_extension_and_padding_are_skipped_not_played(
+    audio_sink: AudioSink, make_listener: ListenerFactory
+) -> None:
+    sent = test_signal(seconds=1.0, seed=32)
+    listener = make_listener()
+    audio_sink.start_recording()
+    listener.start()
+    header = {
+        "csrcs": (1, 2, 3),
+        "extension": RtpExtension(profile=0xBEDE, data=bytes(range(1, 13))),
+        "padding": 7,
+    }
+    send_rtp(sent, listener.port, header=header)
+    assert listener.wait_session_played(timeout=PLAY_TIMEOUT_S)
+    assert_played(audio_sink.stop_recording(), sent)
+    [session] = listener.sessions
+    assert (session.wire, session.audio_bytes, session.invalid) == (Wire.RTP, len(sent), 0)
