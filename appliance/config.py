@@ -38,7 +38,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from appliance.errors import UsageError
-from appliance.listener.defaults import MIN_BUFFER_MS, RTP_DEFAULT_FORMAT
+from appliance.listener.defaults import (
+    DEFAULT_PERIOD_MS,
+    MAX_PERIOD_MS,
+    MIN_BUFFER_MS,
+    MIN_PERIOD_MS,
+    RTP_DEFAULT_FORMAT,
+)
 from appliance.pi.systemd import under_systemd
 from appliance.wire.payload import PayloadMap
 from appliance.wire.raw import DEFAULT_PORT
@@ -77,6 +83,8 @@ class ListenSection:
     """mDNS instance name; None = the host name (TOML: ``""``)."""
     interfaces: tuple[str, ...] = ()
     """Addresses to advertise on; empty = all interfaces."""
+    period_ms: int = DEFAULT_PERIOD_MS
+    """Audio per output callback, in ms (the output's own latency is about twice this)."""
     payload_map: tuple[str, ...] = ()
     """Dynamic RTP payload types the listener plays, e.g. ``("96=L16/48000/2",)``; other
     dynamic types are L16 at 8000 Hz mono (see :mod:`appliance.wire.payload`)."""
@@ -94,6 +102,7 @@ class ListenSection:
             "device": self.device,
             "max_buffer_s": self.max_buffer_s,
             "payload_map": self.payload_map,
+            "period_ms": self.period_ms,
         }
 
 
@@ -206,6 +215,7 @@ _SCHEMA: Mapping[str, Mapping[str, _Kind]] = {
         "name": "str",
         "interfaces": "str_list",
         "payload_map": "str_list",
+        "period_ms": "int",
         "autostart": "bool",
     },
     "gpio": {
@@ -348,6 +358,11 @@ def validate(config: ApplianceConfig, origin: str = "<config>") -> None:
         raise UsageError(f"{origin}: [listen] timeout_s must be more than 0")
     if listen.max_buffer_s * 1000 < listen.buffer_ms:
         raise UsageError(f"{origin}: [listen] max_buffer_s must hold at least buffer_ms of audio")
+    if not MIN_PERIOD_MS <= listen.period_ms <= MAX_PERIOD_MS:
+        raise UsageError(
+            f"{origin}: [listen] period_ms must be from {MIN_PERIOD_MS} to {MAX_PERIOD_MS}, "
+            f"not {listen.period_ms}"
+        )
     try:
         PayloadMap.from_texts(listen.payload_map, RTP_DEFAULT_FORMAT)
     except UsageError as error:
@@ -386,6 +401,7 @@ CLI_OVERRIDES: dict[str, tuple[str, str]] = {
     "name": ("listen", "name"),
     "interface": ("listen", "interfaces"),  # `--interface ADDR`, repeatable
     "payload_map": ("listen", "payload_map"),  # `--payload-map PT=ENC/RATE[/CH]`, repeatable
+    "period_ms": ("listen", "period_ms"),
     "autostart": ("listen", "autostart"),
     "gpio": ("gpio", "enabled"),
     "listen_pin": ("gpio", "listen_button"),

@@ -39,6 +39,16 @@ def test_a_missing_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert result.stderr == f"appliance send: error: {tmp_path / 'nope.raw'}: no such file\n"
 
 
+def test_a_bad_payload_map_is_one_line_and_exit_2() -> None:
+    result = run_appliance("listen", *LOOPBACK, "--no-mdns", "--payload-map", "96=L16/96000/2")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "appliance listen: error: command line: [listen] payload map '96=L16/96000/2': "
+        "96000 Hz is not a supported rate (8000, 11025, 16000, 22050, 24000, 32000, 44100, "
+        "48000)\n"
+    )
+
+
 def test_a_bad_destination_is_a_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "a.raw"
     path.write_bytes(bytes(640))

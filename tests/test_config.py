@@ -231,6 +231,19 @@ def test_listen_defaults_match_the_listener() -> None:
             "[listen] timeout_s must be more than 0",
         ),
         (
+            "[listen]\nperiod_ms = 200\n",
+            "[listen] period_ms must be from 5 to 100, not 200",
+        ),
+        (
+            '[listen]\npayload_map = ["96=L24/48000/2"]\n',
+            "[listen] payload map '96=L24/48000/2': unknown encoding 'L24' "
+            "(known: L16, PCMA, PCMU)",
+        ),
+        (
+            '[listen]\npayload_map = ["8=L16/48000/2"]\n',
+            "[listen] payload map '8=L16/48000/2': payload type 8 is not dynamic (96-127)",
+        ),
+        (
             "[listen]\nmax_buffer_s = 0.01\n",
             "[listen] max_buffer_s must hold at least buffer_ms of audio",
         ),

@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from appliance.errors import UsageError
@@ -56,6 +56,9 @@ class AudioFormat:
     encoding: Encoding = Encoding.S16LE
     ptime_ms: float = 20.0
     """Nominal audio per packet; packets of other durations are still played."""
+    frame_bytes: int = field(init=False, compare=False, repr=False)
+    """Bytes of one sample frame (one sample of every channel). Stored, not computed: the
+    receiving thread and the audio callback ask for it for every packet."""
 
     def __post_init__(self) -> None:
         if not MIN_RATE <= self.rate <= MAX_RATE:
@@ -64,15 +67,11 @@ class AudioFormat:
             raise ValueError(f"{self.channels} channels: only mono and stereo are played")
         if not 0 < self.ptime_ms <= 1000:
             raise ValueError(f"packet time {self.ptime_ms} ms is not between 0 and 1000 ms")
+        object.__setattr__(self, "frame_bytes", self.encoding.sample_bytes * self.channels)
 
     @property
     def sample_bytes(self) -> int:
         return self.encoding.sample_bytes
-
-    @property
-    def frame_bytes(self) -> int:
-        """Bytes of one sample frame (one sample of every channel)."""
-        return self.sample_bytes * self.channels
 
     @property
     def bytes_per_second(self) -> int:

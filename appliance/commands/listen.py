@@ -12,6 +12,7 @@ from appliance.discovery import add_advertise_arguments, install_shutdown_signal
 from appliance.listener.defaults import (
     DEFAULT_BUFFER_MS,
     DEFAULT_MAX_BUFFER_S,
+    DEFAULT_PERIOD_MS,
     DEFAULT_TIMEOUT_S,
 )
 from appliance.listener.listener import ListenerConfig
@@ -76,6 +77,13 @@ def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
         "--device",
         metavar="NAME|INDEX",
         help="audio output device (default: the system default; see `appliance devices`)",
+    )
+    parser.add_argument(
+        "--period-ms",
+        type=int,
+        metavar="MS",
+        help="audio per output callback: less lowers the output's latency (about twice this), "
+        f"more costs less CPU (default: {DEFAULT_PERIOD_MS})",
     )
     parser.add_argument(
         "--payload-map",

@@ -10,7 +10,7 @@ Which of the two a stream is, is decided from its first datagrams by :class:`Str
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -19,10 +19,12 @@ from appliance.wire.codecs import codec_for
 from appliance.wire.payload import PayloadMap
 from appliance.wire.raw import RAW_FORMAT, InvalidDatagram, RawDatagram
 from appliance.wire.rtp import (
+    HEADER_SIZE,
     InvalidPacket,
     RtpPacket,
     TimestampUnwrapper,
     looks_like_rtp,
+    read_plain,
     seq_delta,
 )
 
@@ -39,16 +41,16 @@ class Frame:
     payload: bytes
     """Signed 16-bit little-endian interleaved samples."""
     format: AudioFormat = RAW_FORMAT
+    samples: int = field(init=False, compare=False)
+    """Sample frames (one sample of every channel) in the payload."""
+    end: int = field(init=False, compare=False)
+    """Position just after the last sample frame."""
 
-    @property
-    def samples(self) -> int:
-        """Sample frames (one sample of every channel) in the payload."""
-        return len(self.payload) // self.format.frame_bytes
-
-    @property
-    def end(self) -> int:
-        """Position just after the last sample frame."""
-        return self.position + self.samples
+    def __post_init__(self) -> None:
+        # Stored once: the buffer reads them several times per packet, under its lock.
+        samples = len(self.payload) // self.format.frame_bytes
+        object.__setattr__(self, "samples", samples)
+        object.__setattr__(self, "end", self.position + samples)
 
 
 class Wire(StrEnum):
@@ -118,10 +120,14 @@ class RtpDepacketizer:
         self.wire_format = wire_format
         self.format = wire_format.decoded()
         self._codec = codec_for(wire_format.encoding)
+        self._channels = wire_format.channels
         self._timestamps = TimestampUnwrapper()
         self._origin = self._timestamps.unwrap(first.timestamp) - start_position
 
     def depacketize(self, data: bytes) -> Frame | None:
+        plain = read_plain(data)
+        if plain is not None and plain[0] == self.payload_type and plain[2] == self.ssrc:
+            return self._frame(data[HEADER_SIZE:], plain[1])
         return self.frame_of(RtpPacket.parse(data))
 
     def frame_of(self, packet: RtpPacket) -> Frame | None:
@@ -133,11 +139,15 @@ class RtpDepacketizer:
             raise InvalidPacket(
                 f"RTP payload type {packet.payload_type} is not the stream's {self.payload_type}"
             )
-        usable = len(packet.payload) - len(packet.payload) % self.wire_format.frame_bytes
-        if not usable:
+        return self._frame(packet.payload, packet.timestamp)
+
+    def _frame(self, payload: bytes, timestamp: int) -> Frame | None:
+        if not payload:
             return None
-        pcm = self._codec.decode(packet.payload[:usable], self.wire_format.channels)
-        position = self._timestamps.unwrap(packet.timestamp) - self._origin
+        pcm = self._codec.decode(payload, self._channels)  # drops a partial sample frame
+        if not pcm:
+            return None
+        position = self._timestamps.unwrap(timestamp) - self._origin
         return Frame(position, pcm, self.format)
 
 

@@ -29,9 +29,12 @@ from appliance.errors import ApplianceError, AudioDeviceError, NetworkError, Usa
 from appliance.listener.defaults import (
     DEFAULT_BUFFER_MS,
     DEFAULT_MAX_BUFFER_S,
+    DEFAULT_PERIOD_MS,
     DEFAULT_TIMEOUT_S,
     DRAIN_TAIL_MS,
+    MAX_PERIOD_MS,
     MIN_BUFFER_MS,
+    MIN_PERIOD_MS,
     RTP_DEFAULT_FORMAT,
 )
 from appliance.listener.outputs import AudioOutput, Render
@@ -64,6 +67,8 @@ class ListenerConfig:
     """Write what would be played to this WAV file instead of a sound card."""
     payload_map: tuple[str, ...] = ()
     """Dynamic RTP payload types, e.g. ``("96=L16/48000/2",)``."""
+    period_ms: int = DEFAULT_PERIOD_MS
+    """Audio per output callback (the output's latency is about twice this)."""
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -74,6 +79,11 @@ class ListenerConfig:
             raise UsageError("--timeout must be more than 0 seconds")
         if self.max_buffer_s * 1000 < self.buffer_ms:
             raise UsageError("--max-buffer-s must hold at least --buffer-ms of audio")
+        if not MIN_PERIOD_MS <= self.period_ms <= MAX_PERIOD_MS:
+            raise UsageError(
+                f"--period-ms must be from {MIN_PERIOD_MS} to {MAX_PERIOD_MS} ms, "
+                f"not {self.period_ms}"
+            )
         self.rtp_payloads()
 
     def rtp_payloads(self) -> PayloadMap:
@@ -117,8 +127,8 @@ class Listener:
 
     def _default_output(self, render: Render) -> AudioOutput:
         if self.config.output_file is not None:
-            return WavFileOutput(render, self.config.output_file)
-        return PyAudioOutput(render, self.config.device)
+            return WavFileOutput(render, self.config.output_file, self.config.period_ms)
+        return PyAudioOutput(render, self.config.device, self.config.period_ms)
 
     # -- control ----------------------------------------------------------------------------
 

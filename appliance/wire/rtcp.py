@@ -208,6 +208,10 @@ def is_rtcp(data: bytes) -> bool:
     exactly ``len(data)``. Random bytes pass all of that very rarely. The bodies are not
     read: :func:`parse_compound` can still refuse a compound that passes.
     """
+    # The common case on a listener's port is an RTP packet: turn it away in three
+    # comparisons, before the walk (which raises, and so formats, a message for it).
+    if len(data) < _HEADER.size or data[0] >> 6 != VERSION or data[1] not in FIRST_TYPES:
+        return False
     try:
         _walk(data, FIRST_TYPES)
     except InvalidPacket:

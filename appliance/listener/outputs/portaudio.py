@@ -25,15 +25,13 @@ import pyaudio
 
 from appliance.audio.format import MAX_RATE, MIN_RATE, SUPPORTED_RATES, AudioFormat
 from appliance.errors import AudioDeviceError
+from appliance.listener.defaults import DEFAULT_PERIOD_MS
 from appliance.listener.outputs import Render
 from appliance.listener.outputs.devices import open_pyaudio, resolve_device
 from appliance.wire.raw import RAW_FORMAT
 
 log = logging.getLogger(__name__)
 
-CALLBACK_MS = 20
-"""Audio per callback: the seed's packet time; small enough for low latency, large enough
-for Python to keep up on a Pi Zero."""
 FALLBACK_RATES = (48000, 44100)
 """What outputs that refuse a rate nearly always take."""
 
@@ -41,9 +39,12 @@ FALLBACK_RATES = (48000, 44100)
 class PyAudioOutput:
     """A PortAudio output, opened per stream in the stream's format (or the nearest)."""
 
-    def __init__(self, render: Render, device: str | None = None) -> None:
+    def __init__(
+        self, render: Render, device: str | None = None, period_ms: int = DEFAULT_PERIOD_MS
+    ) -> None:
         self._render = render
         self._device = device
+        self._period_ms = period_ms
         self._pa: pyaudio.PyAudio | None = None
         self._index: int | None = None
         self._stream: pyaudio.Stream | None = None
@@ -103,7 +104,7 @@ class PyAudioOutput:
                 rate=audio_format.rate,
                 output=True,
                 output_device_index=self._index,
-                frames_per_buffer=audio_format.rate * CALLBACK_MS // 1000,
+                frames_per_buffer=audio_format.rate * self._period_ms // 1000,
                 stream_callback=self._callback,
             )
         except (OSError, ValueError) as error:

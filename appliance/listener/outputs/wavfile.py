@@ -14,15 +14,15 @@ from typing import Any
 
 from appliance.audio.format import AudioFormat
 from appliance.errors import AudioDeviceError
+from appliance.listener.defaults import DEFAULT_PERIOD_MS
 from appliance.listener.outputs import Render
-
-PERIOD_MS = 20
 
 
 class WavFileOutput:
-    def __init__(self, render: Render, path: Path) -> None:
+    def __init__(self, render: Render, path: Path, period_ms: int = DEFAULT_PERIOD_MS) -> None:
         self._render = render
         self.path = path
+        self._period_ms = period_ms
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wav: Any = None
@@ -65,8 +65,8 @@ class WavFileOutput:
         return self._format
 
     def _run(self, audio_format: AudioFormat) -> None:
-        period = PERIOD_MS / 1000
-        n_frames = audio_format.rate * PERIOD_MS // 1000
+        period = self._period_ms / 1000
+        n_frames = audio_format.rate * self._period_ms // 1000
         started = time.monotonic()
         index = 0
         while not self._stop.is_set():
