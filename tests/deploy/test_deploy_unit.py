@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNIT = DEPLOY / "appliance.service"
 EXEC_START = "/opt/appliance/venv/bin/appliance"
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")

@@ -19,7 +19,7 @@ from appliance.pi.wiring import (
     render_svg,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DIAGRAM = ROOT / "images" / "wiring.svg"
 TEMPLATE = ROOT / "deploy" / "appliance.toml"
 SVG = "{http://www.w3.org/2000/svg}"

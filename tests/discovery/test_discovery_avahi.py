@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from netns_rig import TwoHosts, unavailable_reason
 
-CHILD = Path(__file__).with_name("discovery_child.py")
+CHILD = Path(__file__).resolve().parents[1] / "discovery_child.py"
 PROGRAMS = ("avahi-daemon", "avahi-browse", "avahi-publish", "dbus-daemon", "unshare")
 START_TIMEOUT_S = 10.0
 BROWSE_ATTEMPTS = 10

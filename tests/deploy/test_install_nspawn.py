@@ -2,7 +2,7 @@
 
 Slow (~100 s the first time, ~25 s with the root cached): run on its own as root with
 
-    PYTHONPATH=. python -m pytest -m slow -s tests/test_install_nspawn.py
+    PYTHONPATH=. python -m pytest -m slow -s tests/deploy/test_install_nspawn.py
 
 1. A ``debootstrap --variant=minbase`` bookworm root, cached under
    /var/cache/appliance-test-root/<hash of the package list> (built once, ~75 s).
@@ -49,7 +49,7 @@ import pytest
 
 from appliance.wire.raw import DEFAULT_PORT, RAW_FORMAT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CACHE = Path("/var/cache/appliance-test-root")
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"

@@ -36,8 +36,8 @@ from appliance.listener.state import ListenerState, StateMachine
 pytest_plugins = ("discovery_fixtures",)  # the advertise/presence/raw_register fixtures
 
 S = ListenerState
-CHILD = Path(__file__).with_name("discovery_child.py")
-REPO = Path(__file__).resolve().parent.parent
+CHILD = Path(__file__).resolve().parents[1] / "discovery_child.py"
+REPO = Path(__file__).resolve().parents[2]
 CHILD_EXIT_TIMEOUT_S = 10.0
 
 

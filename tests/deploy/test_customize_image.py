@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "customize-image"
 SECTOR = 512
 BOOT_START = 8192

@@ -1,6 +1,6 @@
 """Shell scripts in deploy/: shellcheck-clean, and install.sh's argument handling.
 
-The installer's real run (apt, venv, systemd boot) is tests/test_install_nspawn.py.
+The installer's real run (apt, venv, systemd boot) is tests/deploy/test_install_nspawn.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 INSTALL = DEPLOY / "install.sh"
 SHELL_SHEBANGS = ("#!/bin/sh", "#!/bin/bash", "#!/usr/bin/env bash", "#!/usr/bin/env sh")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from netns_rig import TwoHosts, unavailable_reason
 
-CHILD = Path(__file__).with_name("discovery_child.py")
+CHILD = Path(__file__).resolve().parents[1] / "discovery_child.py"
 PORT = 5005
 TIMEOUT_S = 30.0
 DATAGRAMS = [bytes([n]) * 320 for n in range(1, 4)]
