@@ -20,11 +20,11 @@ from typing import Any
 
 from appliance.audio.format import SUPPORTED_RATES
 from appliance.discovery import add_mdns_arguments, resolve_destination
-from appliance.sender.packetizer import Wire
 from appliance.sender.plan import plan_stream
 from appliance.sender.progress import ProgressLine
 from appliance.sender.sender import Sender, SendReport
 from appliance.sender.source import accepted_formats_text, open_source, raw_pcm_format
+from appliance.wire import Wire
 from appliance.wire.raw import DEFAULT_PORT
 
 HELP_WIDTH = 88
@@ -70,7 +70,7 @@ def add_parser(subparsers: Any) -> None:
         "--rtp",
         dest="wire",
         action="store_const",
-        const="rtp",
+        const=Wire.RTP,
         help="send RTP whatever the listener advertises (to an address: assume an appliance "
         "listener's payload types)",
     )
@@ -78,7 +78,7 @@ def add_parser(subparsers: Any) -> None:
         "--raw",
         dest="wire",
         action="store_const",
-        const="raw",
+        const=Wire.RAW,
         help="send the seed's raw wire (8000 Hz mono only) even to a listener that plays RTP",
     )
     parser.add_argument(
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             report = sender.send(
                 plan.stream(source.chunks()),
                 progress.update if progress else None,
-                target=resolved.describe() if plan.wire == "rtp" else None,
+                target=resolved.describe() if plan.wire is Wire.RTP else None,
             )
     if progress is not None:
         progress.finish(report)

@@ -11,10 +11,10 @@ Which of the two a stream is, is decided from its first datagrams by :class:`Str
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol
 
 from appliance.audio.format import AudioFormat
+from appliance.wire import Wire
 from appliance.wire.codecs import codec_for
 from appliance.wire.payload import PayloadMap
 from appliance.wire.raw import RAW_FORMAT, InvalidDatagram, RawDatagram
@@ -51,11 +51,6 @@ class Frame:
         samples = len(self.payload) // self.format.frame_bytes
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "end", self.position + samples)
-
-
-class Wire(StrEnum):
-    RAW = "raw"
-    RTP = "rtp"
 
 
 class Depacketizer(Protocol):

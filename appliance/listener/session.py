@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from appliance.audio.format import AudioFormat
-from appliance.listener.depacketizer import Wire
+from appliance.wire import Wire
 from appliance.wire.raw import RAW_FORMAT
 
 Address = tuple[str, int]

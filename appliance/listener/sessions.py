@@ -22,11 +22,11 @@ from appliance.listener.depacketizer import (
     Detection,
     RawDepacketizer,
     StreamDetector,
-    Wire,
     rtp_depacketizer,
 )
 from appliance.listener.playout.buffer import PlayoutBuffer
 from appliance.listener.session import Address, EndReason, Session
+from appliance.wire import Wire
 from appliance.wire.payload import PayloadMap
 from appliance.wire.raw import InvalidDatagram, RawDatagram
 from appliance.wire.rtcp import Bye, is_rtcp, parse_compound

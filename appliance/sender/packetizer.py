@@ -27,15 +27,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from appliance.audio.format import AudioFormat, Encoding
-from appliance.wire import rtcp
+from appliance.wire import Wire, rtcp
 from appliance.wire.codecs import codec_for
 from appliance.wire.raw import END_OF_STREAM, RAW_FORMAT, RawDatagram, cut_packets
 from appliance.wire.rtp import RtpPacket
-
-Wire = Literal["raw", "rtp"]
 
 SEQUENCE_MODULO = 1 << 16
 TIMESTAMP_MODULO = 1 << 32
@@ -95,7 +93,7 @@ def packet_interval_s(audio_format: AudioFormat) -> float:
 class RawStream:
     """Raw datagrams (see :func:`appliance.wire.raw.frame_pcm`), ended by the empty datagram."""
 
-    wire: Wire = "raw"
+    wire: Wire = Wire.RAW
     payload_type: int | None = None
 
     def __init__(
@@ -125,7 +123,7 @@ class RtpStream:
     :param ssrc, first_sequence, first_timestamp: fixed values for tests; random by default.
     """
 
-    wire: Wire = "rtp"
+    wire: Wire = Wire.RTP
 
     def __init__(
         self,

@@ -45,7 +45,8 @@ from appliance.discovery.records import (
     l16_table,
 )
 from appliance.errors import UsageError
-from appliance.sender.packetizer import PacketStream, RawStream, RtpStream, Wire
+from appliance.sender.packetizer import PacketStream, RawStream, RtpStream
+from appliance.wire import Wire
 from appliance.wire.payload import BUILTIN_L16_BASE, STATIC_FORMATS
 from appliance.wire.raw import RAW_FORMAT, frame_pcm
 
@@ -85,14 +86,14 @@ class StreamPlan:
 
     def stream(self, chunks: Iterable[bytes]) -> PacketStream:
         """The packets of ``chunks`` (s16le PCM in :attr:`source_format`) on this plan's wire."""
-        if self.wire == "rtp":
+        if self.wire is Wire.RTP:
             assert self.payload_type is not None
             return RtpStream(chunks, self.source_format, self.payload_type)
         return RawStream(frame_pcm(chunks, self.source_format), self.source_format)
 
     def describe(self) -> str:
         """``"RTP type 127 (L16 48000 Hz stereo)"`` or ``"raw (8000 Hz mono s16le)"``."""
-        if self.wire == "rtp":
+        if self.wire is Wire.RTP:
             l16 = AudioFormat(self.source_format.rate, self.source_format.channels, Encoding.S16BE)
             return f"RTP type {self.payload_type} ({describe_wire_format(l16)})"
         return f"raw ({describe_pcm(self.source_format)} s16le)"
@@ -172,15 +173,15 @@ def plan_stream(
     if force is not None:
         wire = force
     elif properties is not None and properties.plays_rtp:
-        wire = "rtp"
+        wire = Wire.RTP
     else:
-        wire = "raw"
+        wire = Wire.RAW
 
     pcm = describe_pcm(source_format)
-    if wire == "raw":
+    if wire is Wire.RAW:
         if source_format.same_pcm(RAW_FORMAT):
-            return StreamPlan("raw", source_format)
-        if force == "raw":
+            return StreamPlan(Wire.RAW, source_format)
+        if force is Wire.RAW:
             raise UsageError(
                 f"{source_name} is {pcm}, but the raw wire (--raw) carries only "
                 f"{describe_pcm(RAW_FORMAT)}: leave out --raw to send it over RTP"
@@ -212,4 +213,4 @@ def plan_stream(
             f"{who} plays no RTP payload type for {source_name} ({pcm} L16); over RTP it "
             f"plays {describe_rtp_formats(properties)}"
         )
-    return StreamPlan("rtp", source_format, payload_type)
+    return StreamPlan(Wire.RTP, source_format, payload_type)

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from appliance.audio.format import AudioFormat, channel_word
 from appliance.errors import NetworkError
 from appliance.sender.pacing import Pacer, Reanchor
-from appliance.sender.packetizer import BYE_GAP_S, PacketStream, RawStream, Wire
+from appliance.sender.packetizer import BYE_GAP_S, PacketStream, RawStream
+from appliance.wire import Wire
 from appliance.wire.raw import RAW_FORMAT, RawDatagram
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class SendReport:
     interrupted: bool = False
     audio_format: AudioFormat = RAW_FORMAT
     """The audio as it was on the wire."""
-    wire: Wire = "raw"
+    wire: Wire = Wire.RAW
     payload_type: int | None = None
     target: str | None = None
     """How to name the destination in the summary (``"kitchen (192.168.1.20:5005)"``)."""
@@ -58,7 +59,7 @@ class SendReport:
     def summary(self) -> str:
         host, port = self.destination
         verb = "stopped after sending" if self.interrupted else "sent"
-        if self.wire == "rtp":
+        if self.wire is Wire.RTP:
             fmt = self.audio_format
             what = (
                 f"{self.audio_s:.2f} s of {fmt.rate} Hz {channel_word(fmt.channels)} audio "

@@ -17,8 +17,8 @@ from appliance.listener.depacketizer import (
     RawDepacketizer,
     RtpDepacketizer,
     StreamDetector,
-    Wire,
 )
+from appliance.wire import Wire
 from appliance.wire.raw import RAW_FORMAT
 from appliance.wire.rtp import InvalidPacket, RtpPacket
 

@@ -16,8 +16,8 @@ from listener_fixtures import ListenerFactory
 from streams import send_rtp
 
 from appliance.audio.format import AudioFormat, Encoding
-from appliance.listener.depacketizer import Wire
 from appliance.listener.session import EndReason
+from appliance.wire import Wire
 
 PLAY_TIMEOUT_S = 60
 

@@ -16,10 +16,10 @@ from streams import send_like_the_seed, send_rtp, send_with_ours, udp_socket
 
 from appliance.audio.format import AudioFormat, Encoding
 from appliance.errors import AudioDeviceError, NetworkError
-from appliance.listener.depacketizer import Wire
 from appliance.listener.session import EndReason
 from appliance.listener.state import ListenerState
 from appliance.sender.sender import Sender
+from appliance.wire import Wire
 from appliance.wire.codecs import codec_for
 from appliance.wire.raw import END_OF_STREAM, MAX_PAYLOAD_BYTES, RAW_FORMAT, frame_pcm
 

@@ -16,8 +16,8 @@ from audio_rig import AudioSink, assert_played, test_signal
 from listener_fixtures import ListenerFactory
 from streams import send_rtp
 
-from appliance.listener.depacketizer import Wire
 from appliance.listener.session import EndReason
+from appliance.wire import Wire
 from appliance.wire.rtp import RtpExtension
 
 PLAY_TIMEOUT_S = 60

@@ -1,6 +1,6 @@
 from appliance.audio.format import AudioFormat, Encoding
-from appliance.listener.depacketizer import Wire
 from appliance.listener.session import EndReason, Session
+from appliance.wire import Wire
 
 
 def test_end_line_has_every_figure() -> None:

@@ -15,6 +15,7 @@ from appliance.discovery.records import (
 )
 from appliance.errors import UsageError
 from appliance.sender.plan import ASSUMED_LISTENER, StreamPlan, plan_stream
+from appliance.wire import Wire
 from appliance.wire.payload import STATIC_FORMATS, PayloadMap, parse_mapping
 
 ALL_TYPES = frozenset({0, 8, 10, 11, *range(96, 128)})
@@ -62,9 +63,9 @@ COMBINATIONS = [(rate, channels) for rate in SUPPORTED_RATES for channels in (1,
 def test_every_rate_and_channel_count_to_an_appliance_listener(rate: int, channels: int) -> None:
     expected = {1: 11, 2: 10}[channels] if rate == 44100 else builtin_type(rate, channels)
     chosen = plan(AudioFormat(rate, channels), appliance_listener())
-    assert chosen == StreamPlan("rtp", AudioFormat(rate, channels), expected)
+    assert chosen == StreamPlan(Wire.RTP, AudioFormat(rate, channels), expected)
     # --rtp to an address assumes just that table.
-    assert plan(AudioFormat(rate, channels), None, force="rtp").payload_type == expected
+    assert plan(AudioFormat(rate, channels), None, force=Wire.RTP).payload_type == expected
 
 
 def test_the_builtin_table_is_the_one_of_the_brief() -> None:
@@ -133,17 +134,17 @@ def test_a_listener_playing_only_g711_over_rtp() -> None:
 
 
 def test_8_khz_mono_to_an_address_goes_raw() -> None:
-    assert plan(AudioFormat(8000, 1), None) == StreamPlan("raw", AudioFormat(8000, 1))
+    assert plan(AudioFormat(8000, 1), None) == StreamPlan(Wire.RAW, AudioFormat(8000, 1))
 
 
 def test_a_listener_advertising_rtp_gets_rtp_even_for_8_khz_mono() -> None:
     assert plan(AudioFormat(8000, 1), appliance_listener()) == StreamPlan(
-        "rtp", AudioFormat(8000, 1), 112
+        Wire.RTP, AudioFormat(8000, 1), 112
     )
 
 
 def test_raw_can_be_forced_for_8_khz_mono() -> None:
-    assert plan(AudioFormat(8000, 1), appliance_listener(), force="raw").wire == "raw"
+    assert plan(AudioFormat(8000, 1), appliance_listener(), force=Wire.RAW).wire == "raw"
 
 
 def test_an_old_listener_gets_the_raw_wire() -> None:
@@ -161,7 +162,7 @@ def test_other_audio_to_an_address_is_refused() -> None:
 
 def test_other_audio_forced_raw_is_refused() -> None:
     with pytest.raises(UsageError) as caught:
-        plan(AudioFormat(16000, 1), appliance_listener(), force="raw")
+        plan(AudioFormat(16000, 1), appliance_listener(), force=Wire.RAW)
     assert str(caught.value) == (
         "song.wav is 16000 Hz mono, but the raw wire (--raw) carries only 8000 Hz mono: "
         "leave out --raw to send it over RTP"
@@ -182,8 +183,8 @@ def test_rtp_forced_to_an_old_listener_warns_and_assumes_the_defaults(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        chosen = plan(AudioFormat(48000, 2), OLD_LISTENER, force="rtp")
-    assert chosen == StreamPlan("rtp", AudioFormat(48000, 2), 127)
+        chosen = plan(AudioFormat(48000, 2), OLD_LISTENER, force=Wire.RTP)
+    assert chosen == StreamPlan(Wire.RTP, AudioFormat(48000, 2), 127)
     assert "listener 'kitchen' advertises no RTP; sending RTP anyway (--rtp)" in caplog.text
 
 
@@ -197,7 +198,7 @@ def test_the_assumed_listener_is_an_appliance_without_a_map() -> None:
 
 
 def test_plan_descriptions() -> None:
-    assert StreamPlan("rtp", AudioFormat(48000, 2), 127).describe() == (
+    assert StreamPlan(Wire.RTP, AudioFormat(48000, 2), 127).describe() == (
         "RTP type 127 (L16 48000 Hz stereo)"
     )
-    assert StreamPlan("raw", AudioFormat()).describe() == "raw (8000 Hz mono s16le)"
+    assert StreamPlan(Wire.RAW, AudioFormat()).describe() == "raw (8000 Hz mono s16le)"

@@ -17,7 +17,7 @@ from appliance.sender.pacing import Pacer
 from appliance.sender.packetizer import BYE_GAP_S, RtpStream
 from appliance.sender.plan import StreamPlan
 from appliance.sender.sender import Sender, SendReport
-from appliance.wire import rtcp
+from appliance.wire import Wire, rtcp
 from appliance.wire.codecs import codec_for
 from appliance.wire.rtp import RtpPacket
 
@@ -93,7 +93,7 @@ def test_rtp_arrives_and_decodes_to_the_exact_source(
     address = receiver.getsockname()
     with Sender(address) as sender:
         report = sender.send(
-            StreamPlan("rtp", fmt, payload_type).stream([source]), target="kitchen (here)"
+            StreamPlan(Wire.RTP, fmt, payload_type).stream([source]), target="kitchen (here)"
         )
     media, control = split(collector.join())
 
@@ -128,7 +128,7 @@ def test_the_summary_says_wire_format_and_type() -> None:
         audio_bytes=960000,
         wall_s=5.001,
         audio_format=AudioFormat(48000, 2, Encoding.S16BE),
-        wire="rtp",
+        wire=Wire.RTP,
         payload_type=127,
         target="kitchen (127.0.0.1:5005)",
     )
@@ -162,7 +162,7 @@ def test_a_raw_plan_is_the_seed_wire(receiver: socket.socket) -> None:
     source = pcm_frames(160 * 2 + 10, 1)
     collector = Collector(receiver).start()
     with Sender(receiver.getsockname()) as sender:
-        report = sender.send(StreamPlan("raw", AudioFormat()).stream([source]))
+        report = sender.send(StreamPlan(Wire.RAW, AudioFormat()).stream([source]))
     received = [a.data for a in collector.join()]
     assert [len(d) for d in received] == [320, 320, 20, 0]
     assert b"".join(received) == source
