@@ -225,6 +225,12 @@ class Listener:
             except AudioDeviceError as error:
                 log.error("%s", error)
                 self.state_machine.set(ListenerState.ERROR, str(error))
+                return
+            if self.state_machine.state is ListenerState.ERROR:
+                # The output failed for an earlier stream and works again: playing resumes
+                # from WAITING, and the callback publishes the phases as usual.
+                self._playout.reset()
+                self.state_machine.set(ListenerState.WAITING, "audio output opened again")
 
     def _open_output(self, output: AudioOutput, stream: AudioFormat) -> None:
         output.close()

@@ -21,7 +21,12 @@ from appliance.audio.convert import BlockConverter, FormatConverter
 from appliance.audio.format import AudioFormat
 from appliance.audio.pcm import UNITY, apply_gain
 from appliance.listener.playout.buffer import Phase, PlayoutBuffer
-from appliance.listener.state import InvalidTransition, ListenerState, StateMachine
+from appliance.listener.state import (
+    ALLOWED_TRANSITIONS,
+    InvalidTransition,
+    ListenerState,
+    StateMachine,
+)
 
 PHASE_STATES: Mapping[Phase, ListenerState] = {
     Phase.WAITING: ListenerState.WAITING,
@@ -75,9 +80,32 @@ class Playout:
         self._published = Phase.WAITING
 
     def _publish(self, phase: Phase) -> None:
-        try:
-            self._state_machine.set(PHASE_STATES[phase], "playout")
-            self._published = phase
-        except InvalidTransition:
-            # The controls moved the machine (to IDLE or ERROR) under us: theirs wins.
-            self._published = phase
+        self._published = phase
+        machine = self._state_machine
+        for state in steps_to(machine.state, PHASE_STATES[phase]):
+            try:
+                machine.set(state, "playout")
+            except InvalidTransition:
+                # The controls moved the machine (to IDLE or ERROR) under us: theirs wins.
+                return
+
+
+def steps_to(current: ListenerState, target: ListenerState) -> tuple[ListenerState, ...]:
+    """The states to publish to go from ``current`` to ``target`` along legal transitions.
+
+    The buffer can pass phases between two callbacks: while the output opens for a new stream,
+    frames pile up, and the first callback finds the buffer already playing. The state machine
+    (and the LEDs, the log, the mDNS record that follow it) still sees buffering first.
+    """
+    if target is current or target in ALLOWED_TRANSITIONS[current]:
+        return (target,)
+    if current is ListenerState.WAITING:
+        via = {
+            ListenerState.PLAYING: (ListenerState.BUFFERING,),
+            ListenerState.UNDERRUN: (ListenerState.BUFFERING, ListenerState.PLAYING),
+            ListenerState.DRAINING: (ListenerState.BUFFERING,),
+        }.get(target, ())
+        return (*via, target)
+    if current is ListenerState.BUFFERING and target is ListenerState.UNDERRUN:
+        return (ListenerState.PLAYING, target)
+    return (target,)

@@ -233,6 +233,10 @@ def test_the_output_is_open_only_while_streams_play_and_loses_no_first_frame(
     ]
     assert wait_until(lambda: not listener.output_is_open())
     assert listener.healthy()
+    # Each stream went waiting -> buffering -> ... -> waiting, even when its first frames had
+    # filled the buffer while the output opened.
+    seen = states_seen(listener)
+    assert (seen.count(S.BUFFERING), seen.count(S.DRAINING), seen[-1]) == (3, 3, S.WAITING)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 from appliance.listener.depacketizer import Frame
 from appliance.listener.outputs.wavfile import WavFileOutput
 from appliance.listener.playout.buffer import PlayoutBuffer
-from appliance.listener.render import Playout
+from appliance.listener.render import Playout, steps_to
 from appliance.listener.state import ListenerState, StateMachine
 from appliance.wire.raw import RAW_FORMAT
 
@@ -79,3 +79,27 @@ def test_wav_file_output_records_what_is_rendered_in_real_time(tmp_path: Path) -
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
         frames = wav.readframes(wav.getnframes())
     assert frames.strip(b"\0") == b"".join(bytes([i + 1]) * N for i in range(5))
+
+
+def test_a_buffer_that_filled_before_the_first_callback_is_still_seen_buffering() -> None:
+    # While the output opens for a new stream, frames pile up past the target: the first
+    # callback finds the buffer playing, and the states still go the legal way.
+    buffer, machine, playout = make()
+    for i in range(3):
+        buffer.push(Frame(i * 160, b"\x01" * N))
+    playout.render(F)
+    assert machine.state is S.PLAYING
+    buffer.end_stream()
+    for _ in range(6):
+        playout.render(F)
+    assert [t.current for t in machine.history()] == [
+        S.WAITING, S.BUFFERING, S.PLAYING, S.DRAINING, S.WAITING,
+    ]
+
+
+def test_steps_to_walks_legal_transitions_only() -> None:
+    assert steps_to(S.WAITING, S.UNDERRUN) == (S.BUFFERING, S.PLAYING, S.UNDERRUN)
+    assert steps_to(S.WAITING, S.DRAINING) == (S.BUFFERING, S.DRAINING)
+    assert steps_to(S.BUFFERING, S.UNDERRUN) == (S.PLAYING, S.UNDERRUN)
+    assert steps_to(S.PLAYING, S.DRAINING) == (S.DRAINING,)
+    assert steps_to(S.IDLE, S.PLAYING) == (S.PLAYING,)  # refused by the machine: controls win
