@@ -243,6 +243,10 @@ class Listener:
                 "the output does not take %d Hz %s; playing at %d Hz %s, converted",
                 stream.rate, _channels(stream), device.rate, _channels(device),
             )
+        # What the converter holds back must be pushed out by the drain's silence too, or the
+        # stream's last milliseconds stay in it when the output closes. Its lag swings by up to
+        # a block between reads, hence twice.
+        self.buffer.set_drain_tail(DRAIN_TAIL_MS + 2 * self._playout.conversion_latency_ms)
         output.open(device)
         self._stream_format = stream
 

@@ -48,6 +48,9 @@ class Playout:
         self.last_activity = time.monotonic()
         self._published: Phase | None = None
         self._converter: BlockConverter | None = None
+        self.conversion_latency_ms = 0.0
+        """How far the converter's output lags what it reads from the buffer (about one
+        resampler block); 0 when nothing is converted."""
 
     def prepare(self, stream: AudioFormat, output: AudioFormat) -> bool:
         """Play ``stream`` audio on an output opened in ``output``; True if it is converted.
@@ -56,12 +59,14 @@ class Playout:
         """
         if stream.same_pcm(output):
             self._converter = None
+            self.conversion_latency_ms = 0.0
             return False
         converter = BlockConverter(
             FormatConverter(stream.decoded(), output.decoded()), self._buffer.read
         )
         converter.prime()
         self._converter = converter
+        self.conversion_latency_ms = converter.buffered_frames * 1000 / output.rate
         return True
 
     def render(self, n_frames: int) -> bytes:

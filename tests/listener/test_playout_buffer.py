@@ -211,3 +211,13 @@ def test_a_stream_in_another_format_replaces_the_drain_of_the_last() -> None:
     buffer.push(cd_frame(0))
     assert buffer.read(CD_PACKET) == cd_frame(0).payload
     assert buffer.begin_stream(CD.with_ptime(40)) is False  # same rate and channels
+
+
+def test_the_drain_tail_can_be_lengthened_for_the_current_stream() -> None:
+    buffer = make(target_frames=1, tail_frames=1)
+    buffer.set_drain_tail(60)
+    assert buffer.drain_tail == 480
+    buffer.push(frame(0))
+    buffer.end_stream()
+    assert [read(buffer, N) for _ in range(4)] == [frame(0).payload] + [bytes(N)] * 3
+    assert buffer.phase is Phase.WAITING

@@ -162,6 +162,12 @@ class PlayoutBuffer:
                 self._phase = Phase.PLAYING if self._depth else Phase.BUFFERING
             return changed
 
+    def set_drain_tail(self, drain_tail_ms: float) -> None:
+        """Play ``drain_tail_ms`` of silence after the current stream's last audio."""
+        with self._lock:
+            self.drain_tail_ms = drain_tail_ms
+            self.drain_tail = round(self._format.rate * drain_tail_ms / 1000)
+
     def end_stream(self) -> None:
         """No more data will come: play what is left, then the tail of silence."""
         with self._lock:
