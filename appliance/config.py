@@ -43,10 +43,9 @@ from appliance.listener.defaults import (
     MAX_PERIOD_MS,
     MIN_BUFFER_MS,
     MIN_PERIOD_MS,
-    RTP_DEFAULT_FORMAT,
 )
 from appliance.pi.systemd import under_systemd
-from appliance.wire.payload import PayloadMap
+from appliance.wire.payload import RTP_DEFAULT_FORMAT, PayloadMap
 from appliance.wire.raw import DEFAULT_PORT
 
 DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")

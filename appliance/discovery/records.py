@@ -62,9 +62,18 @@ from typing import Any
 from zeroconf import IPVersion, ServiceInfo
 
 from appliance import __version__
-from appliance.audio.format import SUPPORTED_RATES, AudioFormat, Encoding
+from appliance.audio.format import AudioFormat, Encoding
 from appliance.errors import UsageError
-from appliance.wire.payload import STATIC_FORMATS, PayloadMap, mapping_text, parse_mapping
+from appliance.wire.payload import (
+    DYNAMIC_TYPES,
+    L16_TABLE_SIZE,
+    RTP_DEFAULT_FORMAT,
+    STATIC_FORMATS,
+    PayloadMap,
+    l16_table,
+    mapping_text,
+    parse_mapping,
+)
 from appliance.wire.raw import RAW_FORMAT
 
 log = logging.getLogger(__name__)
@@ -106,14 +115,8 @@ KNOWN_KEYS = frozenset(
     }
 )
 
-FIRST_DYNAMIC_TYPE = 96
-LAST_PAYLOAD_TYPE = 127
-L16_TABLE_SIZE = 2 * len(SUPPORTED_RATES)
-
-RTP_DEFAULT_FORMAT = AudioFormat(RAW_FORMAT.rate, RAW_FORMAT.channels, Encoding.S16BE)
-"""What a listener plays a dynamic type in neither its map nor its L16 table as: L16 at the raw
-wire's rate and channels (what ffmpeg's type 97 and GStreamer's rtpL16pay type 96 send by
-default). Part of what ``rtp`` means, so it is not advertised."""
+FIRST_DYNAMIC_TYPE = DYNAMIC_TYPES.start
+LAST_PAYLOAD_TYPE = DYNAMIC_TYPES.stop - 1
 
 SEED_RAW_FORMAT_NAME = "s16le"
 
@@ -176,15 +179,6 @@ def parse_payload_types(text: str | None) -> frozenset[int] | None:
     except ValueError:
         return None
     return frozenset(types)
-
-
-def l16_table(base: int) -> dict[int, AudioFormat]:
-    """The built-in L16 table advertised as ``l16=BASE`` (see the module docstring)."""
-    return {
-        base + 2 * index + channels - 1: AudioFormat(rate, channels, Encoding.S16BE)
-        for index, rate in enumerate(SUPPORTED_RATES)
-        for channels in (1, 2)
-    }
 
 
 def _valid_l16_base(base: int | None) -> bool:

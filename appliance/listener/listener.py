@@ -35,7 +35,6 @@ from appliance.listener.defaults import (
     MAX_PERIOD_MS,
     MIN_BUFFER_MS,
     MIN_PERIOD_MS,
-    RTP_DEFAULT_FORMAT,
 )
 from appliance.listener.outputs import AudioOutput, Render
 from appliance.listener.outputs.portaudio import PyAudioOutput
@@ -45,7 +44,7 @@ from appliance.listener.receiver import SOCKET_BUFFER_BYTES, Receiver
 from appliance.listener.render import Playout
 from appliance.listener.session import Session
 from appliance.listener.state import ListenerState, StateMachine, Transition
-from appliance.wire.payload import PayloadMap
+from appliance.wire.payload import RTP_DEFAULT_FORMAT, PayloadMap
 
 log = logging.getLogger(__name__)
 

@@ -42,12 +42,11 @@ from appliance.discovery.records import (
     LAST_PAYLOAD_TYPE,
     ListenerProperties,
     ListenerRecord,
-    l16_table,
 )
 from appliance.errors import UsageError
 from appliance.sender.packetizer import PacketStream, RawStream, RtpStream
 from appliance.wire import Wire
-from appliance.wire.payload import BUILTIN_L16_BASE, STATIC_FORMATS
+from appliance.wire.payload import BUILTIN_L16_BASE, STATIC_FORMATS, encoding_name, l16_table
 from appliance.wire.raw import RAW_FORMAT, frame_pcm
 
 log = logging.getLogger(__name__)
@@ -62,13 +61,13 @@ ASSUMED_LISTENER = ListenerProperties(
 )
 """What ``--rtp`` to an address assumes is there: an appliance listener with no user map."""
 
-ENCODING_NAMES = {Encoding.S16BE: "L16", Encoding.PCMU: "PCMU", Encoding.PCMA: "PCMA"}
+ENCODING_ORDER = (Encoding.S16BE, Encoding.PCMU, Encoding.PCMA)
+"""The order formats are listed in an error: L16 first."""
 
 
 def describe_wire_format(fmt: AudioFormat) -> str:
     """``"L16 48000 Hz stereo"``."""
-    name = ENCODING_NAMES.get(fmt.encoding, str(fmt.encoding))
-    return f"{name} {fmt.rate} Hz {channel_word(fmt.channels)}"
+    return f"{encoding_name(fmt.encoding)} {fmt.rate} Hz {channel_word(fmt.channels)}"
 
 
 def describe_pcm(fmt: AudioFormat) -> str:
@@ -141,9 +140,9 @@ def describe_rtp_formats(properties: ListenerProperties) -> str:
     ordered = sorted(
         properties.rtp_formats().values(),
         key=lambda f: (
-            list(ENCODING_NAMES).index(f.encoding)
-            if f.encoding in ENCODING_NAMES
-            else len(ENCODING_NAMES),
+            ENCODING_ORDER.index(f.encoding)
+            if f.encoding in ENCODING_ORDER
+            else len(ENCODING_ORDER),
             f.rate,
             f.channels,
         ),

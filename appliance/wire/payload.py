@@ -49,15 +49,19 @@ DYNAMIC_TYPES = range(96, 128)
 
 BUILTIN_L16_BASE = 112
 """First of the dynamic types that every appliance listener knows without a map."""
-BUILTIN_DYNAMIC: Mapping[int, AudioFormat] = MappingProxyType(
-    {
-        BUILTIN_L16_BASE + 2 * index + channels - 1: AudioFormat(
-            rate, channels, Encoding.S16BE, PTIME_MS
-        )
+L16_TABLE_SIZE = 2 * len(SUPPORTED_RATES)
+
+
+def l16_table(base: int) -> dict[int, AudioFormat]:
+    """L16 in every supported rate, mono then stereo, on ``base`` .. ``base + 15``."""
+    return {
+        base + 2 * index + channels - 1: AudioFormat(rate, channels, Encoding.S16BE, PTIME_MS)
         for index, rate in enumerate(SUPPORTED_RATES)
         for channels in (1, 2)
     }
-)
+
+
+BUILTIN_DYNAMIC: Mapping[int, AudioFormat] = MappingProxyType(l16_table(BUILTIN_L16_BASE))
 """L16 in every supported rate, mono and stereo, on types 112-127 (8000 Hz mono is 112,
 8000 Hz stereo 113, 11025 Hz mono 114 ... 48000 Hz stereo 127): how our sender sends any
 format to our listener with no configuration. A user's map overrides them type by type;
@@ -69,6 +73,16 @@ ENCODING_NAMES: Mapping[str, Encoding] = MappingProxyType(
 """SDP encoding names (RFC 3551 section 4.5, matched case-insensitively) to encodings."""
 
 _NAMES_BY_ENCODING = {encoding: name for name, encoding in ENCODING_NAMES.items()}
+
+RTP_DEFAULT_FORMAT = AudioFormat(8000, 1, Encoding.S16BE, PTIME_MS)
+"""What an appliance listener plays a dynamic type in neither its map nor its L16 table as:
+L16 at the raw wire's rate and channels, what ffmpeg's type 97 and GStreamer's rtpL16pay
+type 96 send by default."""
+
+
+def encoding_name(encoding: Encoding) -> str:
+    """The SDP name of ``encoding`` (``"L16"``, ``"PCMU"``...), or its own name if it has none."""
+    return _NAMES_BY_ENCODING.get(encoding, str(encoding))
 _FORM = "expected PT=ENCODING/RATE[/CHANNELS], e.g. 96=L16/48000/2"
 
 

@@ -11,8 +11,7 @@ from discovery_helpers import TEST_SERVER, AdvertiseFactory, unique_name, wait_a
 from appliance import __version__
 from appliance.commands import discover, status
 from appliance.discovery import ListenerEvent, ListenerProperties, ListenerRecord
-from appliance.discovery.records import RTP_DEFAULT_FORMAT, l16_table
-from appliance.wire.payload import PayloadMap, parse_mapping
+from appliance.wire.payload import RTP_DEFAULT_FORMAT, PayloadMap, l16_table, parse_mapping
 
 pytest_plugins = ("discovery_fixtures",)  # the advertise fixture
 

@@ -13,18 +13,22 @@ from appliance.audio.format import AudioFormat, Encoding
 from appliance.discovery import Advertiser, discover_listeners
 from appliance.discovery.records import (
     MAX_TXT_STRING_BYTES,
-    RTP_DEFAULT_FORMAT,
     TXT_RECORD_BUDGET_BYTES,
     ListenerProperties,
     format_payload_types,
-    l16_table,
     parse_payload_types,
     txt_record_bytes,
     txt_strings,
 )
-from appliance.listener.defaults import RTP_DEFAULT_FORMAT as LISTENER_RTP_DEFAULT
 from appliance.listener.listener import ListenerConfig
-from appliance.wire.payload import BUILTIN_DYNAMIC, BUILTIN_L16_BASE, PayloadMap, parse_mapping
+from appliance.wire.payload import (
+    BUILTIN_DYNAMIC,
+    BUILTIN_L16_BASE,
+    RTP_DEFAULT_FORMAT,
+    PayloadMap,
+    l16_table,
+    parse_mapping,
+)
 
 pytest_plugins = ("discovery_fixtures",)  # the advertise fixture
 
@@ -123,7 +127,8 @@ def test_the_listeners_own_payload_map_advertises_the_builtin_table() -> None:
     props = ListenerProperties.for_payload_map(payloads)
     assert (props.rtp, props.l16_base, props.rtp_map) == (ALL_TYPES, 112, ("96=L16/48000/2",))
     assert l16_table(BUILTIN_L16_BASE) == BUILTIN_DYNAMIC
-    assert RTP_DEFAULT_FORMAT == LISTENER_RTP_DEFAULT
+    # What the TXT's ``rtp`` implies for an unmapped dynamic type is what the listener plays.
+    assert ListenerConfig().rtp_payloads().format_for(97) == RTP_DEFAULT_FORMAT
 
 
 def test_no_payload_map_is_the_raw_wire_only_as_before() -> None:

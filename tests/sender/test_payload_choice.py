@@ -8,15 +8,19 @@ import pytest
 
 from appliance.audio.format import SUPPORTED_RATES, AudioFormat
 from appliance.discovery.records import (
-    RTP_DEFAULT_FORMAT,
     ListenerProperties,
     ListenerRecord,
-    l16_table,
 )
 from appliance.errors import UsageError
 from appliance.sender.plan import ASSUMED_LISTENER, StreamPlan, plan_stream
 from appliance.wire import Wire
-from appliance.wire.payload import STATIC_FORMATS, PayloadMap, parse_mapping
+from appliance.wire.payload import (
+    RTP_DEFAULT_FORMAT,
+    STATIC_FORMATS,
+    PayloadMap,
+    l16_table,
+    parse_mapping,
+)
 
 ALL_TYPES = frozenset({0, 8, 10, 11, *range(96, 128)})
 TARGET = "kitchen (192.0.2.20:5005)"
