@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 from appliance.errors import UsageError
 from appliance.listener.defaults import (
+    DEFAULT_MAX_LATENCY_MS,
     DEFAULT_PERIOD_MS,
     MAX_PERIOD_MS,
     MIN_BUFFER_MS,
@@ -84,6 +85,10 @@ class ListenSection:
     """Addresses to advertise on; empty = all interfaces."""
     period_ms: int = DEFAULT_PERIOD_MS
     """Audio per output callback, in ms (the output's own latency is about twice this)."""
+    fixed_latency: bool = False
+    """Keep the latency target at buffer_ms instead of following the network."""
+    max_latency_ms: int = DEFAULT_MAX_LATENCY_MS
+    """The adaptive latency target's ceiling."""
     payload_map: tuple[str, ...] = ()
     """Dynamic RTP payload types the listener plays, e.g. ``("96=L16/48000/2",)``; other
     dynamic types are L16 at 8000 Hz mono (see :mod:`appliance.wire.payload`)."""
@@ -102,6 +107,8 @@ class ListenSection:
             "max_buffer_s": self.max_buffer_s,
             "payload_map": self.payload_map,
             "period_ms": self.period_ms,
+            "fixed_latency": self.fixed_latency,
+            "max_latency_ms": self.max_latency_ms,
         }
 
 
@@ -215,6 +222,8 @@ _SCHEMA: Mapping[str, Mapping[str, _Kind]] = {
         "interfaces": "str_list",
         "payload_map": "str_list",
         "period_ms": "int",
+        "fixed_latency": "bool",
+        "max_latency_ms": "int",
         "autostart": "bool",
     },
     "gpio": {
@@ -362,6 +371,11 @@ def validate(config: ApplianceConfig, origin: str = "<config>") -> None:
             f"{origin}: [listen] period_ms must be from {MIN_PERIOD_MS} to {MAX_PERIOD_MS}, "
             f"not {listen.period_ms}"
         )
+    if listen.max_latency_ms < MIN_BUFFER_MS:
+        raise UsageError(
+            f"{origin}: [listen] max_latency_ms must be at least {MIN_BUFFER_MS}, "
+            f"not {listen.max_latency_ms}"
+        )
     try:
         PayloadMap.from_texts(listen.payload_map, RTP_DEFAULT_FORMAT)
     except UsageError as error:
@@ -401,6 +415,8 @@ CLI_OVERRIDES: dict[str, tuple[str, str]] = {
     "interface": ("listen", "interfaces"),  # `--interface ADDR`, repeatable
     "payload_map": ("listen", "payload_map"),  # `--payload-map PT=ENC/RATE[/CH]`, repeatable
     "period_ms": ("listen", "period_ms"),
+    "fixed_latency": ("listen", "fixed_latency"),
+    "max_latency_ms": ("listen", "max_latency_ms"),
     "autostart": ("listen", "autostart"),
     "gpio": ("gpio", "enabled"),
     "listen_pin": ("gpio", "listen_button"),

@@ -12,6 +12,7 @@ from appliance.discovery import add_advertise_arguments, install_shutdown_signal
 from appliance.listener.defaults import (
     DEFAULT_BUFFER_MS,
     DEFAULT_MAX_BUFFER_S,
+    DEFAULT_MAX_LATENCY_MS,
     DEFAULT_PERIOD_MS,
     DEFAULT_TIMEOUT_S,
 )
@@ -57,8 +58,23 @@ def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
         "--buffer-ms",
         type=int,
         metavar="MS",
-        help="audio to buffer before playing, in ms: more rides out more network jitter, "
-        f"less means lower latency (default: {DEFAULT_BUFFER_MS})",
+        help="the starting latency target: audio buffered before playing, in ms. It then "
+        "follows the network: up when packets come late, slowly down while they are on time "
+        f"(default: {DEFAULT_BUFFER_MS})",
+    )
+    parser.add_argument(
+        "--fixed-latency",
+        action="store_const",
+        const=True,
+        help="keep the latency target at --buffer-ms instead of following the network "
+        "(clock drift is still corrected)",
+    )
+    parser.add_argument(
+        "--max-latency-ms",
+        type=int,
+        metavar="MS",
+        help="the ceiling of the adaptive latency target: past it, late packets are concealed "
+        f"instead of waited for (default: {DEFAULT_MAX_LATENCY_MS})",
     )
     parser.add_argument(
         "--timeout",

@@ -12,10 +12,18 @@ Example::
     rtp:       L16,PCMU,PCMA 8000-48000Hz 1-2ch
     rtp types: 0,8,10,11,96-127 (L16 table from 112)
     rtp map:   96=L16/48000/2
+    latency:   target 65 ms
+    network:   lost 3, late 1, reordered 5, duplicates 0, jitter 4.2 ms,
+               concealed 120 ms in 3 gaps, drift -998 ppm
     version:   0.1.0
 
 ``format`` is the raw wire; the ``rtp`` lines are left out for a listener without RTP, and
-``rtp map`` when it has no map entries of its own.
+``rtp map`` when it has no map entries of its own. ``latency`` is the listener's current
+latency target and ``network`` what the network did to its last session (``no session yet``
+before one ended): both are left out for a listener that does not advertise them (TXT ``lat``
+and ``net``, older versions). ``--json`` gives them as ``latency_ms`` and ``network`` (null
+when not advertised). Values that would run past :data:`WIDTH` columns continue on the next
+line, broken between figures.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ import json
 from appliance.discovery.arguments import add_mdns_arguments
 from appliance.discovery.browse import DEFAULT_RESOLVE_TIMEOUT_S, resolve_listener
 from appliance.discovery.records import ListenerRecord, format_payload_types
+
+WIDTH = 80
+KEY_WIDTH = 10
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,6 +66,27 @@ def rtp_fields(record: ListenerRecord) -> list[tuple[str, str]]:
     return fields
 
 
+def playout_fields(record: ListenerRecord) -> list[tuple[str, str]]:
+    p = record.properties
+    if p.latency_ms is None and p.network is None:
+        return []
+    latency = "?" if p.latency_ms is None else f"target {p.latency_ms} ms"
+    network = "no session yet" if p.network is None else p.network.describe()
+    return [("latency", latency), ("network", wrap_list(network, WIDTH - KEY_WIDTH - 1))]
+
+
+def wrap_list(text: str, width: int) -> str:
+    """A ``", "``-separated list in lines of at most ``width`` characters where it can be
+    (an item is never broken), continued lines indented under the value column."""
+    lines: list[str] = []
+    for item in text.split(", "):
+        if lines and len(f"{lines[-1]}, {item}") <= width:
+            lines[-1] = f"{lines[-1]}, {item}"
+        else:
+            lines.append(item)
+    return f",\n{' ' * (KEY_WIDTH + 1)}".join(lines)
+
+
 def format_status(record: ListenerRecord) -> str:
     fields = [
         ("name", record.name),
@@ -64,9 +96,10 @@ def format_status(record: ListenerRecord) -> str:
         ("port", str(record.port)),
         ("format", record.properties.describe_format()),
         *rtp_fields(record),
+        *playout_fields(record),
         ("version", record.properties.version or "?"),
     ]
-    return "\n".join(f"{key + ':':<10} {value}" for key, value in fields)
+    return "\n".join(f"{key + ':':<{KEY_WIDTH}} {value}" for key, value in fields)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,9 @@ The advertiser observes the listener's :class:`~appliance.listener.state.StateMa
   :mod:`appliance.discovery.records`);
 * every other change updates TXT ``state``, at most once per ``update_interval_s`` (1 s), and
   always with a trailing update so the last state is the one published;
+* :meth:`Advertiser.set_playout` sets TXT ``lat`` (the latency target) and ``net`` (the last
+  session's :class:`~appliance.discovery.records.NetworkFigures`), published the same way and
+  under the same rate limit as ``state`` (changes within one interval go out together);
 * entering ``IDLE`` (listening stopped) and :meth:`Advertiser.close` unregister, which browsers
   see at once (a goodbye packet). A process that dies without it stays listed for over 1000 s,
   so a listener must close the advertiser on SIGTERM/SIGINT: see :func:`install_shutdown_signals`.
@@ -16,7 +19,7 @@ The advertiser observes the listener's :class:`~appliance.listener.state.StateMa
 ``register_service`` blocks about 1.6 s (probing), and state observers share one dispatcher
 thread with the LEDs, so all zeroconf work happens on the advertiser's own worker thread; the
 observer only records what is wanted and wakes the worker, which reconciles ("registered with
-state X") with what is published.
+TXT X", the dynamic keys being one :class:`DynamicTxt`) with what is published.
 
 Wiring in ``appliance listen`` (the listener sets its state; the port is known after start)::
 
@@ -52,7 +55,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 
 from zeroconf import ServiceInfo, Zeroconf
@@ -60,9 +63,11 @@ from zeroconf import ServiceInfo, Zeroconf
 from appliance.discovery.network import advertised_addresses, describe_interfaces, make_zeroconf
 from appliance.discovery.records import (
     MAX_INSTANCE_NAME_BYTES,
+    PLAYOUT_TXT_RESERVE_BYTES,
     SERVICE_TYPE,
     TXT_RECORD_BUDGET_BYTES,
     ListenerProperties,
+    NetworkFigures,
     instance_name,
     service_name,
     txt_record_bytes,
@@ -130,6 +135,22 @@ def install_shutdown_signals(callback: Callable[[int], None]) -> Callable[[], No
     return restore
 
 
+@dataclass(frozen=True, slots=True)
+class DynamicTxt:
+    """The TXT keys that change while registered: what is wanted, or what is published."""
+
+    state: str = ListenerState.WAITING.value
+    latency_ms: int | None = None
+    """TXT ``lat``."""
+    network: NetworkFigures | None = None
+    """TXT ``net``."""
+
+    def apply_to(self, properties: ListenerProperties) -> ListenerProperties:
+        return replace(
+            properties, state=self.state, latency_ms=self.latency_ms, network=self.network
+        )
+
+
 class _Action(enum.Enum):
     REGISTER = "register"
     UPDATE = "update"
@@ -176,13 +197,14 @@ class Advertiser:
         self._server = server or default_server_name()
         self._state_machine = state_machine
         self._properties = ListenerProperties.for_payload_map(payload_map)
-        size = txt_record_bytes(self._properties.to_properties())
+        # With room for ``lat`` and ``net`` at their largest realistic values.
+        size = txt_record_bytes(self._properties.to_properties()) + PLAYOUT_TXT_RESERVE_BYTES
         if size > TXT_RECORD_BUDGET_BYTES:
             # Still valid DNS (every string is within 255 bytes), but larger than some mDNS
             # browsers expect: say why, once.
             log.warning(
-                "the mDNS TXT record is %d bytes (over %d) because of the payload map's %d "
-                "entries; some browsers may not show it",
+                "the mDNS TXT record can reach %d bytes (over %d) because of the payload map's "
+                "%d entries; some browsers may not show it",
                 size,
                 TXT_RECORD_BUDGET_BYTES,
                 len(self._properties.rtp_map),
@@ -195,11 +217,11 @@ class Advertiser:
         self._condition = threading.Condition()
         # What is wanted (set by observers and callers)...
         self._want_registered = False
-        self._want_state: str = ListenerState.WAITING.value
+        self._wanted = DynamicTxt()
         self._closing = False
         # ...and what is published (owned by the worker; read under the condition).
         self._info: ServiceInfo | None = None
-        self._published_state: str | None = None
+        self._published: DynamicTxt | None = None
         self._last_publish = 0.0
         self._last_error: str | None = None
 
@@ -238,13 +260,23 @@ class Advertiser:
         with self._condition:
             self._want_registered = True
             if state is not None:
-                self._want_state = state
+                self._wanted = replace(self._wanted, state=state)
             self._condition.notify_all()
 
     def set_state(self, state: str) -> None:
         """Ask for TXT ``state`` to become ``state`` (rate-limited, last one always wins)."""
         with self._condition:
-            self._want_state = state
+            self._wanted = replace(self._wanted, state=state)
+            self._condition.notify_all()
+
+    def set_playout(self, latency_ms: int | None, network: NetworkFigures | None) -> None:
+        """Ask for TXT ``lat`` and ``net`` to become these (None: leave the key out); like
+        :meth:`set_state`, rate-limited and the last one always wins. Kept while not
+        registered, for the next registration."""
+        if latency_ms is not None and latency_ms < 0:
+            raise ValueError("the latency target cannot be negative")
+        with self._condition:
+            self._wanted = replace(self._wanted, latency_ms=latency_ms, network=network)
             self._condition.notify_all()
 
     def unregister(self) -> None:
@@ -265,7 +297,13 @@ class Advertiser:
     def published_state(self) -> str | None:
         """The TXT ``state`` currently on the network, or None when not registered."""
         with self._condition:
-            return self._published_state
+            return None if self._published is None else self._published.state
+
+    @property
+    def published(self) -> DynamicTxt | None:
+        """The dynamic TXT keys currently on the network, or None when not registered."""
+        with self._condition:
+            return self._published
 
     @property
     def last_error(self) -> str | None:
@@ -285,8 +323,26 @@ class Advertiser:
 
     def wait_published(self, state: str, timeout: float | None = None) -> bool:
         """Block until TXT ``state`` on the network is ``state``."""
+        return self._wait_published(lambda p: p.state == state, timeout)
+
+    def wait_published_playout(
+        self,
+        latency_ms: int | None,
+        network: NetworkFigures | None,
+        timeout: float | None = None,
+    ) -> bool:
+        """Block until TXT ``lat`` and ``net`` on the network are these."""
+        return self._wait_published(
+            lambda p: (p.latency_ms, p.network) == (latency_ms, network), timeout
+        )
+
+    def _wait_published(
+        self, predicate: Callable[[DynamicTxt], bool], timeout: float | None
+    ) -> bool:
         with self._condition:
-            return self._condition.wait_for(lambda: self._published_state == state, timeout)
+            return self._condition.wait_for(
+                lambda: self._published is not None and predicate(self._published), timeout
+            )
 
     # -- shutdown -------------------------------------------------------------------------
 
@@ -323,7 +379,7 @@ class Advertiser:
             return _Action.REGISTER, None
         if not want_registered and self._info is not None:
             return _Action.UNREGISTER, None
-        if self._info is not None and self._want_state != self._published_state:
+        if self._info is not None and self._wanted != self._published:
             remaining = self._last_publish + self._update_interval_s - time.monotonic()
             if remaining <= 0:
                 return _Action.UPDATE, None
@@ -340,20 +396,20 @@ class Advertiser:
                             return
                         self._condition.wait(sleep)
                         continue
-                    state = self._want_state
+                    wanted = self._wanted
                     info = self._info
                 if action is _Action.REGISTER:
-                    self._do_register(state)
+                    self._do_register(wanted)
                 elif action is _Action.UPDATE and info is not None:
-                    self._do_update(info, state)
+                    self._do_update(info, wanted)
                 elif action is _Action.UNREGISTER and info is not None:
                     self._do_unregister(info)
         finally:
             if self._owns_zeroconf:
                 self._zc.close()
 
-    def _service_info(self, name: str, port: int, state: str) -> ServiceInfo:
-        properties = replace(self._properties, state=state).to_properties()
+    def _service_info(self, name: str, port: int, dynamic: DynamicTxt) -> ServiceInfo:
+        properties = dynamic.apply_to(self._properties).to_properties()
         return ServiceInfo(
             SERVICE_TYPE,
             name,
@@ -363,10 +419,10 @@ class Advertiser:
             parsed_addresses=self._addresses,
         )
 
-    def _do_register(self, state: str) -> None:
+    def _do_register(self, wanted: DynamicTxt) -> None:
         try:
             port = self._port() if callable(self._port) else self._port
-            info = self._service_info(service_name(self.requested_name), port, state)
+            info = self._service_info(service_name(self.requested_name), port, wanted)
             self._zc.register_service(info, allow_name_change=True)
         except Exception as error:
             # Not fatal to the listener: it still plays, it just cannot be found by name.
@@ -388,21 +444,21 @@ class Advertiser:
         )
         with self._condition:
             self._info = info
-            self._published_state = state
+            self._published = wanted
             self._last_publish = time.monotonic()
             self._last_error = None
             self._condition.notify_all()
 
-    def _do_update(self, info: ServiceInfo, state: str) -> None:
-        updated = self._service_info(info.name, info.port or 0, state)
+    def _do_update(self, info: ServiceInfo, wanted: DynamicTxt) -> None:
+        updated = self._service_info(info.name, info.port or 0, wanted)
         try:
             self._zc.update_service(updated)
         except Exception:
-            log.exception("cannot update the mDNS state of %r", instance_name(info.name))
+            log.exception("cannot update the mDNS TXT record of %r", instance_name(info.name))
         with self._condition:
             # Even on failure: the rate limit holds, and a retry comes with the next change.
             self._info = updated
-            self._published_state = state
+            self._published = wanted
             self._last_publish = time.monotonic()
             self._condition.notify_all()
 
@@ -414,5 +470,5 @@ class Advertiser:
             log.exception("cannot unregister %r from mDNS", instance_name(info.name))
         with self._condition:
             self._info = None
-            self._published_state = None
+            self._published = None
             self._condition.notify_all()

@@ -5,6 +5,7 @@ Its TXT record says what it can play and what it is doing::
 
     rate=8000 format=s16le channels=1 ptime=20 rtp=0,8,10,11,96-127 l16=112
     map=96=L16/48000/2,100=PCMA/8000 maxrate=48000 maxch=2 version=0.1.0 state=playing
+    lat=65 net=lost=3,late=1,reordered=5,dup=0,jitter=4.2,concealed=120/3,drift=-998
 
 The keys:
 
@@ -30,11 +31,31 @@ The keys:
     keys above are what a sender decides by).
 ``version``, ``state``
     The appliance version, and the listener's state (``waiting``, ``playing``...).
+``lat``
+    The listener's current playout latency target, whole milliseconds (published when
+    listening starts and after each session). Absent: an older listener.
+``net``
+    What the network did to the last session that ended (:class:`NetworkFigures`), as
+    comma-separated ``key=value`` pairs, in this order::
+
+        lost=3,late=1,reordered=5,dup=0,jitter=4.2,concealed=120/3,drift=-998
+
+    ``lost`` RTP packets never received (``-`` for a raw stream: it has no sequence numbers),
+    ``late`` packets that came after their time was played, ``reordered``, ``dup``
+    (duplicates), ``jitter`` RFC 3550 interarrival jitter in ms with one decimal,
+    ``concealed`` ms of synthetic audio ``/`` gaps concealed, ``drift`` the clock drift
+    corrected in whole ppm, sender against sound card (``-``: not measured). Counts are
+    decimal digits only; readers ignore keys they do not know and treat a value they cannot
+    read, or a missing key, as no figures at all. Absent: no session has ended yet (or an
+    older listener, when ``lat`` is absent too).
 
 Keys this version does not know are kept (:attr:`ListenerProperties.extra`). Every TXT string
 is at most 255 bytes (DNS). The record is 123 bytes without map entries, 156 with the two
-above, 245 with eight: well below the ~400 bytes that avahi and Bonjour take without fuss
-(the advertiser warns beyond :data:`TXT_RECORD_BUDGET_BYTES`).
+above, 245 with eight; ``lat`` and ``net`` add at most :data:`PLAYOUT_TXT_RESERVE_BYTES` (124)
+at their largest realistic values (:data:`LARGEST_REALISTIC_NETWORK`), and the ``net`` string
+is 132 bytes even at the largest values :class:`NetworkFigures` takes: all well below the ~400
+bytes that avahi and Bonjour take without fuss (the advertiser warns beyond
+:data:`TXT_RECORD_BUDGET_BYTES`).
 
 :class:`ListenerProperties` converts between those strings and typed fields
 (``ListenerProperties.parse(p.to_properties()) == p``) and rebuilds the listener's payload map
@@ -45,25 +66,30 @@ above, 245 with eight: well below the ~400 bytes that avahi and Bonjour take wit
 Example::
 
     props = ListenerProperties.for_payload_map(listener.payload_map, state="waiting")
+    props = replace(props, latency_ms=65, network=NetworkFigures.from_session(session))
     ServiceInfo(SERVICE_TYPE, service_name("kitchen"), port=5005,
                 properties=props.to_properties())
     ...
     record = ListenerRecord.from_service_info(info)      # on the sender
     record.properties.payload_map().format_for(127)       # 48000 Hz stereo s16be
+    record.properties.network.describe()                  # "lost 3, late 1, ..."
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from zeroconf import IPVersion, ServiceInfo
 
 from appliance import __version__
 from appliance.audio.format import AudioFormat, Encoding
 from appliance.errors import UsageError
+from appliance.wire import Wire
 from appliance.wire.payload import (
     DYNAMIC_TYPES,
     L16_TABLE_SIZE,
@@ -100,6 +126,8 @@ TXT_MAX_RATE = "maxrate"
 TXT_MAX_CHANNELS = "maxch"
 TXT_VERSION = "version"
 TXT_STATE = "state"
+TXT_LATENCY = "lat"
+TXT_NETWORK = "net"
 KNOWN_KEYS = frozenset(
     {
         TXT_RATE,
@@ -112,6 +140,8 @@ KNOWN_KEYS = frozenset(
         TXT_MAX_CHANNELS,
         TXT_VERSION,
         TXT_STATE,
+        TXT_LATENCY,
+        TXT_NETWORK,
     }
 )
 
@@ -140,6 +170,16 @@ def _int_or_none(text: str | None) -> int | None:
     try:
         return int(text)
     except ValueError:
+        return None
+
+
+def _non_negative_or_none(text: str | None) -> int | None:
+    """Decimal digits only (no sign, no spaces) -> int; anything else None."""
+    if text is None or not text.isascii() or not text.isdigit():
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() converts
         return None
 
 
@@ -263,6 +303,217 @@ def txt_record_bytes(properties: Mapping[str, str | None]) -> int:
     return sum(1 + len(string) for string in txt_strings(properties))
 
 
+# -- a session's network figures --------------------------------------------------------
+
+MAX_FIGURE_COUNT = 2**32 - 1
+"""Counts (and concealed ms) above this are published as this: ``net`` stays short."""
+MAX_JITTER_MS = 99_999.9
+MAX_DRIFT_PPM = 999_999
+"""Drift beyond +-this many ppm is published as +-this."""
+
+_NET_LOST = "lost"
+_NET_LATE = "late"
+_NET_REORDERED = "reordered"
+_NET_DUPLICATES = "dup"
+_NET_JITTER = "jitter"
+_NET_CONCEALED = "concealed"
+_NET_DRIFT = "drift"
+_NET_KEYS = frozenset(
+    {_NET_LOST, _NET_LATE, _NET_REORDERED, _NET_DUPLICATES, _NET_JITTER, _NET_CONCEALED, _NET_DRIFT}
+)
+_NOT_MEASURED = "-"
+_COUNT = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_SIGNED = re.compile(r"[+-]?[0-9]+")
+_CONCEALED = re.compile(r"([0-9]+)/([0-9]+)")
+
+
+class SessionFigures(Protocol):
+    """What :meth:`NetworkFigures.from_session` reads: a listener ``Session`` has all of it."""
+
+    @property
+    def wire(self) -> Wire: ...
+    @property
+    def lost(self) -> int: ...
+    @property
+    def late(self) -> int: ...
+    @property
+    def reordered(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def jitter_ms(self) -> float: ...
+    @property
+    def concealed_ms(self) -> int: ...
+    @property
+    def concealments(self) -> int: ...
+    @property
+    def drift_ppm(self) -> float | None: ...
+
+
+def _count(value: int) -> int:
+    return min(max(0, value), MAX_FIGURE_COUNT)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkFigures:
+    """What the network did to one session, as TXT ``net`` carries it (module docstring).
+
+    ``jitter_ms`` is kept to one decimal and ``drift_ppm`` whole, as published, so that
+    ``NetworkFigures.parse(f.to_text()) == f``. Values outside the bounds (negative counts,
+    counts above :data:`MAX_FIGURE_COUNT`, jitter that is not a finite number from 0 to
+    :data:`MAX_JITTER_MS`, drift beyond :data:`MAX_DRIFT_PPM`) raise ValueError;
+    :meth:`from_session` clamps instead.
+    """
+
+    lost: int | None
+    """RTP packets never received; None for a raw stream (no sequence numbers)."""
+    late: int
+    reordered: int
+    duplicates: int
+    jitter_ms: float
+    concealed_ms: int
+    concealments: int
+    """Gaps concealed (a burst of losses is one)."""
+    drift_ppm: int | None
+    """Clock drift corrected, sender against sound card; None: not measured."""
+
+    def __post_init__(self) -> None:
+        counts = [self.late, self.reordered, self.duplicates, self.concealed_ms, self.concealments]
+        if self.lost is not None:
+            counts.append(self.lost)
+        if any(not 0 <= count <= MAX_FIGURE_COUNT for count in counts):
+            raise ValueError(f"network figures must be counts from 0 to {MAX_FIGURE_COUNT}")
+        if not (math.isfinite(self.jitter_ms) and 0 <= self.jitter_ms <= MAX_JITTER_MS):
+            raise ValueError(f"jitter must be from 0 to {MAX_JITTER_MS} ms")
+        if self.drift_ppm is not None and abs(self.drift_ppm) > MAX_DRIFT_PPM:
+            raise ValueError(f"drift must be within +-{MAX_DRIFT_PPM} ppm")
+        object.__setattr__(self, "jitter_ms", round(float(self.jitter_ms), 1))
+        if self.drift_ppm is not None:
+            object.__setattr__(self, "drift_ppm", int(self.drift_ppm))
+
+    @classmethod
+    def from_session(cls, session: SessionFigures) -> NetworkFigures:
+        """A listener's ended session's figures (rounded and clamped to what ``net`` takes)."""
+        jitter = session.jitter_ms if math.isfinite(session.jitter_ms) else MAX_JITTER_MS
+        drift = session.drift_ppm
+        return cls(
+            lost=_count(session.lost) if session.wire is Wire.RTP else None,
+            late=_count(session.late),
+            reordered=_count(session.reordered),
+            duplicates=_count(session.duplicates),
+            jitter_ms=min(max(0.0, round(jitter, 1)), MAX_JITTER_MS),
+            concealed_ms=_count(session.concealed_ms),
+            concealments=_count(session.concealments),
+            drift_ppm=(
+                None
+                if drift is None or not math.isfinite(drift)
+                else min(max(-MAX_DRIFT_PPM, round(drift)), MAX_DRIFT_PPM)
+            ),
+        )
+
+    def to_text(self) -> str:
+        """``"lost=3,late=1,reordered=5,dup=0,jitter=4.2,concealed=120/3,drift=-998"``."""
+        lost = _NOT_MEASURED if self.lost is None else str(self.lost)
+        drift = _NOT_MEASURED if self.drift_ppm is None else str(self.drift_ppm)
+        return (
+            f"{_NET_LOST}={lost},{_NET_LATE}={self.late},{_NET_REORDERED}={self.reordered},"
+            f"{_NET_DUPLICATES}={self.duplicates},{_NET_JITTER}={self.jitter_ms:.1f},"
+            f"{_NET_CONCEALED}={self.concealed_ms}/{self.concealments},{_NET_DRIFT}={drift}"
+        )
+
+    @classmethod
+    def parse(cls, text: str | None) -> NetworkFigures | None:
+        """The inverse of :meth:`to_text`; None (never an exception) for anything unreadable.
+
+        The keys may come in any order and unknown ones are ignored (a newer listener may add
+        figures); a missing or repeated key, or a value that is not what the key takes, makes
+        the whole text unreadable.
+        """
+        if not isinstance(text, str):
+            return None
+        values: dict[str, str] = {}
+        for part in text.split(","):
+            key, equals, value = part.partition("=")
+            if not equals or key in values:
+                return None
+            values[key] = value
+        if not _NET_KEYS.issubset(values):
+            return None
+        lost, drift = values[_NET_LOST], values[_NET_DRIFT]
+        concealed = _CONCEALED.fullmatch(values[_NET_CONCEALED])
+        counts = (values[_NET_LATE], values[_NET_REORDERED], values[_NET_DUPLICATES])
+        if (
+            concealed is None
+            or not all(_COUNT.fullmatch(count) for count in counts)
+            or not (lost == _NOT_MEASURED or _COUNT.fullmatch(lost))
+            or not (drift == _NOT_MEASURED or _SIGNED.fullmatch(drift))
+            or not _DECIMAL.fullmatch(values[_NET_JITTER])
+        ):
+            return None
+        try:
+            return cls(
+                lost=None if lost == _NOT_MEASURED else int(lost),
+                late=int(counts[0]),
+                reordered=int(counts[1]),
+                duplicates=int(counts[2]),
+                jitter_ms=round(float(values[_NET_JITTER]), 1),
+                concealed_ms=int(concealed[1]),
+                concealments=int(concealed[2]),
+                drift_ppm=None if drift == _NOT_MEASURED else int(drift),
+            )
+        except ValueError:  # out of bounds, or digits beyond int()'s limit
+            return None
+
+    def describe(self) -> str:
+        """For people: ``"lost 3, late 1, reordered 5, duplicates 0, jitter 4.2 ms, concealed
+        120 ms in 3 gaps, drift -998 ppm"`` (no ``lost`` for a raw stream; ``drift not
+        measured``), as the session's log line words them."""
+        lost = "" if self.lost is None else f"lost {self.lost}, "
+        gaps = "gap" if self.concealments == 1 else "gaps"
+        drift = "not measured" if self.drift_ppm is None else f"{self.drift_ppm:+d} ppm"
+        return (
+            f"{lost}late {self.late}, reordered {self.reordered}, "
+            f"duplicates {self.duplicates}, jitter {self.jitter_ms:.1f} ms, "
+            f"concealed {self.concealed_ms} ms in {self.concealments} {gaps}, drift {drift}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``lost`` and ``drift_ppm`` are null when not measured."""
+        return {
+            "lost": self.lost,
+            "late": self.late,
+            "reordered": self.reordered,
+            "duplicates": self.duplicates,
+            "jitter_ms": self.jitter_ms,
+            "concealed_ms": self.concealed_ms,
+            "concealments": self.concealments,
+            "drift_ppm": self.drift_ppm,
+        }
+
+
+LARGEST_REALISTIC_LATENCY_MS = 10_000
+LARGEST_REALISTIC_NETWORK = NetworkFigures(
+    lost=9_999_999,
+    late=9_999_999,
+    reordered=9_999_999,
+    duplicates=9_999_999,
+    jitter_ms=9_999.9,
+    concealed_ms=99_999_999,
+    concealments=9_999_999,
+    drift_ppm=-99_999,
+)
+"""A day-long stream at 100 packets a second gone as wrong as it can (every count in the
+millions, over a day concealed, 10 s of jitter, 10% drift): the largest ``net`` to plan for."""
+PLAYOUT_TXT_RESERVE_BYTES = txt_record_bytes(
+    {
+        TXT_LATENCY: str(LARGEST_REALISTIC_LATENCY_MS),
+        TXT_NETWORK: LARGEST_REALISTIC_NETWORK.to_text(),
+    }
+)
+"""What ``lat`` and ``net`` add to the TXT record at most, at realistic values."""
+
+
 # -- the properties ----------------------------------------------------------------------
 
 
@@ -289,6 +540,10 @@ class ListenerProperties:
     max_channels: int | None = None
     version: str | None = __version__
     state: str | None = None
+    latency_ms: int | None = None
+    """The current playout latency target (TXT ``lat``); None: not advertised."""
+    network: NetworkFigures | None = None
+    """The last ended session's figures (TXT ``net``); None: no session yet, or unreadable."""
     extra: Mapping[str, str | None] = field(default_factory=dict)
     """Keys this version does not know, kept so a round trip loses nothing."""
 
@@ -339,6 +594,8 @@ class ListenerProperties:
             max_channels=_int_or_none(properties.get(TXT_MAX_CHANNELS)),
             version=properties.get(TXT_VERSION),
             state=properties.get(TXT_STATE),
+            latency_ms=_non_negative_or_none(properties.get(TXT_LATENCY)),
+            network=NetworkFigures.parse(properties.get(TXT_NETWORK)),
             extra={k: v for k, v in properties.items() if k not in known},
         )
 
@@ -359,6 +616,8 @@ class ListenerProperties:
             TXT_MAX_CHANNELS: self.max_channels,
             TXT_VERSION: self.version,
             TXT_STATE: self.state,
+            TXT_LATENCY: self.latency_ms,
+            TXT_NETWORK: None if self.network is None else self.network.to_text(),
         }
         out.update({k: str(v) for k, v in tail.items() if v is not None})
         out.update(self.extra)
@@ -510,7 +769,8 @@ class ListenerRecord:
         return self.properties.format_mismatch() is None
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (``appliance discover --json``); ``rtp`` is null without RTP."""
+        """A JSON-ready dict (``appliance discover --json``); ``rtp`` is null without RTP,
+        ``latency_ms`` and ``network`` when the listener does not advertise them."""
         p = self.properties
         rtp: dict[str, Any] | None = None
         if p.rtp is not None:
@@ -533,4 +793,6 @@ class ListenerRecord:
             "ptime": p.ptime,
             "version": p.version,
             "rtp": rtp,
+            "latency_ms": p.latency_ms,
+            "network": None if p.network is None else p.network.to_json(),
         }

@@ -4,7 +4,13 @@ listener and the configuration file's validation."""
 from __future__ import annotations
 
 DEFAULT_BUFFER_MS = 60
-"""Prebuffer target: three 20 ms packets absorb LAN jitter; raise it for busy Wi-Fi."""
+"""The starting latency target: three 20 ms packets. It then follows the network (between
+MIN_BUFFER_MS and the ceiling) unless fixed."""
+LATENCY_FLOOR_MARGIN_MS = 10
+"""The adaptive target goes no lower than the output period plus this (and MIN_BUFFER_MS):
+with the default 30 ms period, 40 ms; with --period-ms 10, 20 ms."""
+DEFAULT_MAX_LATENCY_MS = 200
+"""The adaptive target's ceiling: beyond it, late packets are concealed rather than waited for."""
 MIN_BUFFER_MS = 20
 """One packet of the seed's wire."""
 DEFAULT_TIMEOUT_S = 5.0

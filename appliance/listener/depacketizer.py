@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from appliance.audio.format import AudioFormat
+from appliance.listener.reception import SequenceTracker
 from appliance.wire import Wire
 from appliance.wire.codecs import codec_for
 from appliance.wire.payload import PayloadMap
@@ -28,10 +29,11 @@ from appliance.wire.rtp import (
     seq_delta,
 )
 
-MAX_DETECTION_SEQ_GAP = 3
+MAX_DETECTION_SEQ_GAP = 100
 """The second datagram of an RTP stream may be up to this many sequence numbers away from the
-first (either way: Wi-Fi reorders and loses). Raw PCM cannot meet the test by chance: it would
-also need the same 32-bit SSRC in both."""
+first (either way: Wi-Fi reorders, and loses packets in bursts, at the start of a stream too:
+2 s of 20 ms packets). Raw PCM cannot meet the test by chance: it would also need the same
+32-bit SSRC and the same payload type byte in both."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,12 @@ class Frame:
         samples = len(self.payload) // self.format.frame_bytes
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "end", self.position + samples)
+
+    def after(self, position: int) -> Frame:
+        """The part of this frame from ``position`` on (within it)."""
+        skip = min(max(0, position - self.position), self.samples)
+        payload = self.payload[skip * self.format.frame_bytes :]
+        return Frame(self.position + skip, payload, self.format)
 
 
 class Depacketizer(Protocol):
@@ -72,8 +80,14 @@ class Depacketizer(Protocol):
         """The RTP stream's synchronization source (None for raw)."""
         ...
 
+    @property
+    def sequence(self) -> SequenceTracker | None:
+        """The RTP stream's sequence accounting (None for raw)."""
+        ...
+
     def depacketize(self, data: bytes) -> Frame | None:
-        """The datagram's audio (None when it carries none); raises ``ValueError`` for junk."""
+        """The datagram's audio (None when it carries none, or repeats a packet already
+        received); raises ``ValueError`` for junk."""
         ...
 
 
@@ -84,6 +98,7 @@ class RawDepacketizer:
     wire_format = RAW_FORMAT
     format = RAW_FORMAT
     ssrc = None
+    sequence = None
 
     def __init__(self, start_position: int = 0) -> None:
         self._next_position = start_position
@@ -118,11 +133,14 @@ class RtpDepacketizer:
         self._channels = wire_format.channels
         self._timestamps = TimestampUnwrapper()
         self._origin = self._timestamps.unwrap(first.timestamp) - start_position
+        self.sequence: SequenceTracker = SequenceTracker()
 
     def depacketize(self, data: bytes) -> Frame | None:
         plain = read_plain(data)
-        if plain is not None and plain[0] == self.payload_type and plain[2] == self.ssrc:
-            return self._frame(data[HEADER_SIZE:], plain[1])
+        if plain is not None and plain[0] == self.payload_type and plain[3] == self.ssrc:
+            if not self.sequence.observe(plain[1]):
+                return None
+            return self._frame(data[HEADER_SIZE:], plain[2])
         return self.frame_of(RtpPacket.parse(data))
 
     def frame_of(self, packet: RtpPacket) -> Frame | None:
@@ -134,6 +152,8 @@ class RtpDepacketizer:
             raise InvalidPacket(
                 f"RTP payload type {packet.payload_type} is not the stream's {self.payload_type}"
             )
+        if not self.sequence.observe(packet.sequence):
+            return None
         return self._frame(packet.payload, packet.timestamp)
 
     def _frame(self, payload: bytes, timestamp: int) -> Frame | None:

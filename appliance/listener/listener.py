@@ -29,9 +29,11 @@ from appliance.errors import ApplianceError, AudioDeviceError, NetworkError, Usa
 from appliance.listener.defaults import (
     DEFAULT_BUFFER_MS,
     DEFAULT_MAX_BUFFER_S,
+    DEFAULT_MAX_LATENCY_MS,
     DEFAULT_PERIOD_MS,
     DEFAULT_TIMEOUT_S,
     DRAIN_TAIL_MS,
+    LATENCY_FLOOR_MARGIN_MS,
     MAX_PERIOD_MS,
     MIN_BUFFER_MS,
     MIN_PERIOD_MS,
@@ -40,6 +42,7 @@ from appliance.listener.outputs import AudioOutput, Render
 from appliance.listener.outputs.portaudio import PyAudioOutput
 from appliance.listener.outputs.wavfile import WavFileOutput
 from appliance.listener.playout.buffer import Phase, PlayoutBuffer
+from appliance.listener.playout.latency import LatencyTarget
 from appliance.listener.receiver import SOCKET_BUFFER_BYTES, Receiver
 from appliance.listener.render import Playout
 from appliance.listener.session import Session
@@ -68,6 +71,11 @@ class ListenerConfig:
     """Dynamic RTP payload types, e.g. ``("96=L16/48000/2",)``."""
     period_ms: int = DEFAULT_PERIOD_MS
     """Audio per output callback (the output's latency is about twice this)."""
+    fixed_latency: bool = False
+    """Hold the latency target at ``buffer_ms``; by default it starts there and follows the
+    network's jitter, between MIN_BUFFER_MS and ``max_latency_ms``."""
+    max_latency_ms: int = DEFAULT_MAX_LATENCY_MS
+    """The adaptive target's ceiling (raised to ``buffer_ms`` if that is higher)."""
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -78,12 +86,25 @@ class ListenerConfig:
             raise UsageError("--timeout must be more than 0 seconds")
         if self.max_buffer_s * 1000 < self.buffer_ms:
             raise UsageError("--max-buffer-s must hold at least --buffer-ms of audio")
+        if self.max_latency_ms < MIN_BUFFER_MS:
+            raise UsageError(f"--max-latency-ms must be at least {MIN_BUFFER_MS}")
         if not MIN_PERIOD_MS <= self.period_ms <= MAX_PERIOD_MS:
             raise UsageError(
                 f"--period-ms must be from {MIN_PERIOD_MS} to {MAX_PERIOD_MS} ms, "
                 f"not {self.period_ms}"
             )
         self.rtp_payloads()
+
+    def latency_target(self) -> LatencyTarget:
+        """The latency policy: adaptive from ``buffer_ms``, or fixed there."""
+        # Below one output period plus a margin the output's own reads would underrun.
+        floor = min(self.buffer_ms, max(MIN_BUFFER_MS, self.period_ms + LATENCY_FLOOR_MARGIN_MS))
+        return LatencyTarget(
+            self.buffer_ms,
+            floor_ms=floor,
+            ceiling_ms=max(self.max_latency_ms, self.buffer_ms),
+            adaptive=not self.fixed_latency,
+        )
 
     def rtp_payloads(self) -> PayloadMap:
         """The RTP payload types played: RFC 3551's static ones and the dynamic map."""
@@ -107,6 +128,7 @@ class Listener:
             target_ms=config.buffer_ms,
             capacity_s=config.max_buffer_s,
             drain_tail_ms=DRAIN_TAIL_MS,
+            latency=config.latency_target(),
         )
         self._playout = Playout(self.buffer, self.state_machine)
         self._lock = threading.RLock()
@@ -122,6 +144,7 @@ class Listener:
         self._port = config.port
         self.sessions: list[Session] = []
         self._session_ended = threading.Condition()
+        self._session_observers: list[Callable[[Session], None]] = []
         self.state_machine.subscribe(self._on_transition)
 
     def _default_output(self, render: Render) -> AudioOutput:
@@ -179,9 +202,15 @@ class Listener:
         )
         receiver.start()
         self._receiver = receiver
+        latency = (
+            f"latency target {self.config.buffer_ms} ms, fixed"
+            if self.config.fixed_latency
+            else f"latency target from {self.config.buffer_ms} ms, adaptive up to "
+            f"{self.buffer.latency.ceiling_ms:.0f} ms"
+        )
         log.info(
-            "listening on %s:%d (buffer %d ms, session timeout %g s, output: %s)",
-            self.config.bind, self._port, self.config.buffer_ms, self.config.timeout_s,
+            "listening on %s:%d (%s, session timeout %g s, output: %s)",
+            self.config.bind, self._port, latency, self.config.timeout_s,
             self.config.output_file or self.config.device or "default",
         )
 
@@ -311,6 +340,26 @@ class Listener:
         with self._session_ended:
             self.sessions.append(session)
             self._session_ended.notify_all()
+            observers = list(self._session_observers)
+        for observer in observers:
+            try:
+                observer(session)
+            except Exception:
+                log.exception("a session observer failed")
+
+    def subscribe_sessions(self, callback: Callable[[Session], None]) -> Callable[[], None]:
+        """Call ``callback(session)`` as each session ends, with its figures; returns
+        ``unsubscribe()``. It runs on the receiving thread: it must be quick (hand work over to
+        another thread), and what it raises is logged, never passed on."""
+        with self._session_ended:
+            self._session_observers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._session_ended:
+                if callback in self._session_observers:
+                    self._session_observers.remove(callback)
+
+        return unsubscribe
 
     def wait_session_played(self, count: int = 1, timeout: float | None = None) -> bool:
         """Block until ``count`` sessions have ended and their audio has been played out."""

@@ -1,6 +1,7 @@
 """The audio callback's work: the playout buffer in, what the output plays out.
 
-:class:`Playout` runs every 20 ms on the audio thread: it reads from the buffer, converts to
+:class:`Playout` runs every 20 ms on the audio thread: it reads from the buffer (through
+:class:`~appliance.listener.playout.drift.DriftControl`, which holds its depth), converts to
 the output's format when the output could not take the stream's (rate and channels, through
 :class:`~appliance.audio.convert.BlockConverter`), applies the volume, and publishes the
 buffer's phase as the listener's state. It never waits for the network and never logs.
@@ -21,6 +22,7 @@ from appliance.audio.convert import BlockConverter, FormatConverter
 from appliance.audio.format import AudioFormat
 from appliance.audio.pcm import UNITY, apply_gain
 from appliance.listener.playout.buffer import Phase, PlayoutBuffer
+from appliance.listener.playout.drift import DriftControl
 from appliance.listener.state import (
     ALLOWED_TRANSITIONS,
     InvalidTransition,
@@ -42,6 +44,8 @@ class Playout:
 
     def __init__(self, buffer: PlayoutBuffer, state_machine: StateMachine) -> None:
         self._buffer = buffer
+        self.drift = DriftControl(buffer)
+        """Reads the buffer for the output, holding its depth at the target."""
         self._state_machine = state_machine
         self.gain = UNITY
         self.callbacks = 0
@@ -62,7 +66,7 @@ class Playout:
             self.conversion_latency_ms = 0.0
             return False
         converter = BlockConverter(
-            FormatConverter(stream.decoded(), output.decoded()), self._buffer.read
+            FormatConverter(stream.decoded(), output.decoded()), self.drift.read
         )
         converter.prime()
         self._converter = converter
@@ -71,7 +75,7 @@ class Playout:
 
     def render(self, n_frames: int) -> bytes:
         converter = self._converter
-        audio = self._buffer.read(n_frames) if converter is None else converter.render(n_frames)
+        audio = self.drift.read(n_frames) if converter is None else converter.render(n_frames)
         audio = apply_gain(audio, self.gain)
         phase = self._buffer.phase
         if phase is not self._published:

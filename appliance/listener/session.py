@@ -43,6 +43,26 @@ class Session:
     underruns: int = 0
     dropped_bytes: int = 0
     peak_depth_ms: int = 0
+    lost: int = 0
+    """RTP packets never received (expected minus received, RFC 3550 A.3)."""
+    late: int = 0
+    """Packets that came after their time had been played (concealed instead)."""
+    reordered: int = 0
+    duplicates: int = 0
+    concealed_ms: int = 0
+    """Synthetic audio played in place of lost or late packets."""
+    concealments: int = 0
+    """Gaps concealed (a burst of losses is one)."""
+    jitter_ms: float = 0.0
+    """RFC 3550 interarrival jitter at the end of the stream."""
+    target_ms: float = 0.0
+    """The latency target at the end of the stream."""
+    mean_depth_ms: float | None = None
+    """Mean playout-buffer depth while playing (None if it never played)."""
+    drift_ppm: float | None = None
+    """Clock drift corrected, sender against sound card (None until the level settled)."""
+    drift_by: str = ""
+    """How the drift was corrected: "pauses" or "resampling" (empty: not at all)."""
     ended_at: float | None = None
     end_reason: EndReason | None = None
     ignored_sources: set[Address] = field(default_factory=set)
@@ -78,5 +98,22 @@ class Session:
             f"({self.audio_s:.2f} s of audio) in {self.duration_s:.2f} s; "
             f"underruns {self.underruns}, dropped {self.dropped_bytes} bytes, "
             f"ignored {self.ignored}, invalid {self.invalid}{rtcp}, "
-            f"max buffer {self.peak_depth_ms} ms"
+            f"max buffer {self.peak_depth_ms} ms; {self.network_text()}"
+        )
+
+    def network_text(self) -> str:
+        """``"lost 3, late 1, reordered 5, duplicates 0, jitter 4.1 ms, concealed 60 ms in 3
+        gaps, latency target 65 ms (mean depth 58 ms), drift +998 ppm (resampling)"``."""
+        lost = f"lost {self.lost}, " if self.wire is Wire.RTP else ""
+        depth = "" if self.mean_depth_ms is None else f" (mean depth {self.mean_depth_ms:.0f} ms)"
+        if self.drift_ppm is None:
+            drift = "drift not measured"
+        else:
+            how = f" ({self.drift_by})" if self.drift_by else ""
+            drift = f"drift {self.drift_ppm:+.0f} ppm{how}"
+        return (
+            f"{lost}late {self.late}, reordered {self.reordered}, "
+            f"duplicates {self.duplicates}, jitter {self.jitter_ms:.1f} ms, "
+            f"concealed {self.concealed_ms} ms in {self.concealments} gaps, "
+            f"latency target {self.target_ms:.0f} ms{depth}, {drift}"
         )

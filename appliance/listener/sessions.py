@@ -24,7 +24,8 @@ from appliance.listener.depacketizer import (
     StreamDetector,
     rtp_depacketizer,
 )
-from appliance.listener.playout.buffer import PlayoutBuffer
+from appliance.listener.playout.buffer import BufferStats, PlayoutBuffer
+from appliance.listener.reception import InterarrivalJitter
 from appliance.listener.session import Address, EndReason, Session
 from appliance.wire import Wire
 from appliance.wire.payload import PayloadMap
@@ -62,8 +63,8 @@ class SessionManager:
         self._sessions_started = 0
         self.invalid_outside_sessions = 0
         self.rtcp_outside_sessions = 0
-        self._underruns_before = 0
-        self._dropped_before = 0
+        self._before = BufferStats()
+        self._jitter: InterarrivalJitter | None = None
 
     @property
     def session(self) -> Session | None:
@@ -88,7 +89,7 @@ class SessionManager:
                 self.end(EndReason.MARKER)
             else:
                 session.last_packet_at = now
-                self._play(session, data)
+                self._play(session, data, now)
             return
         if data and is_rtcp(data):
             # Reports before a stream or between its first two packets (often from another
@@ -125,7 +126,7 @@ class SessionManager:
         if detection.wire is Wire.RTP and detection.first_rtp is not None:
             try:
                 depacketizer: Depacketizer = rtp_depacketizer(
-                    detection.first_rtp, self._payload_map, self._timeline_end
+                    detection.first_rtp, self._payload_map, self._next_position()
                 )
             except ValueError as error:
                 self._count_invalid(None, source, error)
@@ -134,12 +135,17 @@ class SessionManager:
             datagrams = self._raw_audio(datagrams, source)
             if not datagrams:
                 return
-            depacketizer = RawDepacketizer(self._timeline_end)
+            depacketizer = RawDepacketizer(self._next_position())
         session = self._begin(source, now, depacketizer, detection.first_rtp)
         for data in datagrams:
-            self._play(session, data)
+            self._play(session, data, now)
         if ends:
             self.end(EndReason.MARKER)
+
+    def _next_position(self) -> int:
+        # After the last frame pushed, or after the play cursor if that ran on (concealing).
+        cursor = self._buffer.cursor
+        return self._timeline_end if cursor is None else max(self._timeline_end, cursor)
 
     def _raw_audio(self, datagrams: list[bytes], source: Address) -> list[bytes]:
         """The datagrams that are raw audio; the others are counted (no session is open)."""
@@ -153,7 +159,7 @@ class SessionManager:
             audio.append(data)
         return audio
 
-    def _play(self, session: Session, data: bytes) -> None:
+    def _play(self, session: Session, data: bytes, now: float) -> None:
         depacketizer = self._depacketizer
         assert depacketizer is not None
         if depacketizer.wire is Wire.RTP and is_rtcp(data):
@@ -169,6 +175,8 @@ class SessionManager:
             return
         session.audio_bytes += len(frame.payload)
         self._timeline_end = max(self._timeline_end, frame.end)
+        if self._jitter is not None:
+            self._jitter.observe(now, frame.position)
         self._buffer.push(frame)
 
     def _is_senders_rtcp(self, session: Session, source: Address, data: bytes) -> bool:
@@ -232,10 +240,9 @@ class SessionManager:
         )
         self._session = session
         self._depacketizer = depacketizer
-        stats = self._buffer.stats()
+        self._jitter = InterarrivalJitter(depacketizer.format.rate)
         self._buffer.begin_stream(depacketizer.format)
-        self._underruns_before = stats.underruns
-        self._dropped_before = self._buffer.stats().dropped
+        self._before = self._buffer.stats()
         self._buffer.reset_peak()
         log.info(session.start_line())
         if self._on_start is not None:
@@ -247,17 +254,39 @@ class SessionManager:
         session = self._session
         if session is None:
             return
+        depacketizer, self._depacketizer = self._depacketizer, None
         self._session = None
-        self._depacketizer = None
         if reason is not EndReason.STOPPED:
             self._buffer.end_stream()
-        stats = self._buffer.stats()
-        played = self._buffer.format
-        session.underruns = stats.underruns - self._underruns_before
-        session.dropped_bytes = (stats.dropped - self._dropped_before) * played.frame_bytes
-        session.peak_depth_ms = stats.peak_depth * 1000 // played.rate
+        self._account(session, depacketizer)
         session.ended_at = time.monotonic()
         session.end_reason = reason
         log.info(session.end_line())
         if self._on_end is not None:
             self._on_end(session)
+
+    def _account(self, session: Session, depacketizer: Depacketizer | None) -> None:
+        """The session's figures: the buffer's counters since it began, the network's."""
+        buffer = self._buffer
+        stats, before = buffer.stats(), self._before
+        played = buffer.format
+        session.underruns = stats.underruns - before.underruns
+        session.dropped_bytes = (stats.dropped - before.dropped) * played.frame_bytes
+        session.peak_depth_ms = stats.peak_depth * 1000 // played.rate
+        session.late = stats.late_frames - before.late_frames
+        session.reordered = stats.reordered_frames - before.reordered_frames
+        session.duplicates = stats.duplicate_frames - before.duplicate_frames
+        session.concealed_ms = (stats.concealed - before.concealed) * 1000 // played.rate
+        session.concealments = stats.concealments - before.concealments
+        sequence = None if depacketizer is None else depacketizer.sequence
+        if sequence is not None:
+            session.lost = sequence.lost
+            session.reordered = sequence.reordered
+            session.duplicates += sequence.duplicates
+        if self._jitter is not None:
+            session.jitter_ms = self._jitter.jitter_ms
+        session.target_ms = buffer.target_ms
+        control = buffer.control
+        session.mean_depth_ms = control.mean_depth_ms
+        session.drift_ppm = control.drift_ppm
+        session.drift_by = control.drift_by

@@ -4,7 +4,9 @@ The listener plays; the rest observes its state machine or steers it, and none o
 the audio path:
 
 * the **mDNS record** (:class:`~appliance.discovery.Advertiser`) appears while listening and
-  carries the state in its TXT record;
+  carries in its TXT record the state, the latency target (``lat``: the starting one, then
+  each ended session's) and the last session's network figures (``net``), which
+  ``appliance status`` shows;
 * the **buttons and LEDs** (:mod:`appliance.pi.controls`) start and stop listening and show the
   state;
 * the **log** says what happened, and **systemd** hears READY=1, STATUS= and the watchdog.
@@ -26,8 +28,10 @@ from typing import Any
 
 from appliance.config import ApplianceConfig, should_autostart
 from appliance.discovery import Advertiser
+from appliance.discovery.records import NetworkFigures
 from appliance.errors import AudioDeviceError
 from appliance.listener.listener import Listener, ListenerConfig
+from appliance.listener.session import Session
 from appliance.listener.state import ListenerState, Transition
 from appliance.pi import systemd
 from appliance.pi.controls import Controls, open_controls, systemctl_poweroff
@@ -87,6 +91,9 @@ class ListenerApp:
                     machine,
                     payload_map=self.listener.payload_map,
                 )
+                # Before attach(), so that the first registration already carries ``lat``.
+                self.advertiser.set_playout(round(self.listener.buffer.target_ms), None)
+                self.listener.subscribe_sessions(self._publish_session)
                 self.advertiser.attach()
             self.controls = open_controls(
                 config.gpio,
@@ -99,6 +106,13 @@ class ListenerApp:
         except BaseException:
             self.close()
             raise
+
+    def _publish_session(self, session: Session) -> None:
+        """An ended session's figures to the mDNS record (on the receiving thread: it only
+        records what is wanted; the advertiser's worker publishes)."""
+        advertiser = self.advertiser
+        if advertiser is not None:
+            advertiser.set_playout(round(session.target_ms), NetworkFigures.from_session(session))
 
     @property
     def autostart(self) -> bool:

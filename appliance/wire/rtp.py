@@ -180,20 +180,20 @@ PLAIN_FIRST_BYTE = VERSION << 6
 """Version 2, no padding, no extension, no CSRC: the first byte of nearly every audio packet."""
 
 
-def read_plain(data: bytes) -> tuple[int, int, int] | None:
-    """``(payload type, timestamp, SSRC)`` of a packet whose header is the fixed 12 bytes and
-    nothing else (its payload is ``data[12:]``), read without building an :class:`RtpPacket`;
-    None for any other datagram, for :meth:`RtpPacket.parse` to judge.
+def read_plain(data: bytes) -> tuple[int, int, int, int] | None:
+    """``(payload type, sequence number, timestamp, SSRC)`` of a packet whose header is the
+    fixed 12 bytes and nothing else (its payload is ``data[12:]``), read without building an
+    :class:`RtpPacket`; None for any other datagram, for :meth:`RtpPacket.parse` to judge.
 
     The listener's fast path: it runs for every packet of a stream.
     """
     if len(data) < HEADER_SIZE or data[0] != PLAIN_FIRST_BYTE:
         return None
-    _first, second, _sequence, timestamp, ssrc = _FIXED.unpack_from(data)
+    _first, second, sequence, timestamp, ssrc = _FIXED.unpack_from(data)
     payload_type = second & 0x7F
     if payload_type in RTCP_COLLIDING_TYPES:
         return None
-    return payload_type, timestamp, ssrc
+    return payload_type, sequence, timestamp, ssrc
 
 
 def looks_like_rtp(data: bytes) -> bool:

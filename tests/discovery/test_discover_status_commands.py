@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import pytest
 from discovery_helpers import TEST_SERVER, AdvertiseFactory, unique_name, wait_all_registered
@@ -11,6 +12,7 @@ from discovery_helpers import TEST_SERVER, AdvertiseFactory, unique_name, wait_a
 from appliance import __version__
 from appliance.commands import discover, status
 from appliance.discovery import ListenerEvent, ListenerProperties, ListenerRecord
+from appliance.discovery.records import NetworkFigures
 from appliance.wire.payload import RTP_DEFAULT_FORMAT, PayloadMap, l16_table, parse_mapping
 
 pytest_plugins = ("discovery_fixtures",)  # the advertise fixture
@@ -57,6 +59,28 @@ RTP_RECORD = ListenerRecord(
         max_channels=2,
         version="0.2.0",
         state="waiting",
+    ),
+)
+
+PLAYOUT_RECORD = ListenerRecord(
+    "porch",
+    "porch.local.",
+    ("192.0.2.40",),
+    5005,
+    ListenerProperties(
+        version="0.3.0",
+        state="playing",
+        latency_ms=65,
+        network=NetworkFigures(
+            lost=3,
+            late=1,
+            reordered=5,
+            duplicates=0,
+            jitter_ms=4.2,
+            concealed_ms=120,
+            concealments=3,
+            drift_ppm=-998,
+        ),
     ),
 )
 
@@ -109,6 +133,35 @@ def test_format_status_with_rtp() -> None:
     ]
 
 
+def test_format_status_with_latency_and_network() -> None:
+    assert status.format_status(PLAYOUT_RECORD).splitlines()[5:] == [
+        "format:    s16le 8000Hz 1ch 20ms",
+        "latency:   target 65 ms",
+        "network:   lost 3, late 1, reordered 5, duplicates 0, jitter 4.2 ms,",
+        "           concealed 120 ms in 3 gaps, drift -998 ppm",
+        "version:   0.3.0",
+    ]
+
+
+def test_format_status_before_any_session_and_for_a_raw_stream() -> None:
+    props = PLAYOUT_RECORD.properties
+    before = ListenerRecord("p", "p.local.", (), 1, replace(props, network=None))
+    assert status.format_status(before).splitlines()[6:8] == [
+        "latency:   target 65 ms",
+        "network:   no session yet",
+    ]
+    assert props.network is not None
+    raw = replace(props.network, lost=None, concealments=1, drift_ppm=None)
+    record = ListenerRecord("p", "p.local.", (), 1, replace(props, network=raw))
+    assert status.format_status(record).splitlines()[7:9] == [
+        "network:   late 1, reordered 5, duplicates 0, jitter 4.2 ms,",
+        "           concealed 120 ms in 1 gap, drift not measured",
+    ]
+    # Only the figures, no target (a listener that publishes just one of the keys): "?".
+    record = ListenerRecord("p", "p.local.", (), 1, replace(props, latency_ms=None))
+    assert status.format_status(record).splitlines()[6] == "latency:   ?"
+
+
 def test_discover_json_lists_the_listener(
     advertise: AdvertiseFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -131,6 +184,8 @@ def test_discover_json_lists_the_listener(
         "channels": 1,
         "ptime": 20,
         "version": __version__,
+        "latency_ms": None,
+        "network": None,
     }
     assert listed[name] == {"name": name, "port": 6400, **common, "rtp": None}
     assert listed[rtp_name] == {

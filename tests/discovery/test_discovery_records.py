@@ -10,8 +10,20 @@ from appliance.discovery.records import (
     SERVICE_TYPE,
     ListenerProperties,
     ListenerRecord,
+    NetworkFigures,
     instance_name,
     service_name,
+)
+
+FIGURES = NetworkFigures(
+    lost=3,
+    late=1,
+    reordered=5,
+    duplicates=0,
+    jitter_ms=4.2,
+    concealed_ms=120,
+    concealments=3,
+    drift_ppm=-998,
 )
 
 
@@ -32,6 +44,8 @@ def test_default_properties_are_the_appliance_format() -> None:
         ListenerProperties(state="playing"),
         ListenerProperties(rate=16000, format="s24le", channels=2, ptime=10, state=None),
         ListenerProperties(version=None, extra={"owner": "kitchen", "flag": None}),
+        ListenerProperties(state="playing", latency_ms=65, network=FIGURES),
+        ListenerProperties(state="waiting", latency_ms=60, extra={"owner": "kitchen"}),
     ],
 )
 def test_parse_round_trips(properties: ListenerProperties) -> None:
@@ -86,6 +100,8 @@ def test_record_from_service_info() -> None:
         "ptime": 20,
         "version": __version__,
         "rtp": None,
+        "latency_ms": None,
+        "network": None,
     }
 
 
@@ -106,6 +122,25 @@ def test_record_to_json_with_rtp() -> None:
         "max_rate": 48000,
         "max_channels": 2,
     }
+
+
+def test_record_to_json_with_latency_and_network() -> None:
+    props = ListenerProperties(state="waiting", latency_ms=65, network=FIGURES)
+    record = ListenerRecord("x", "pi.local.", ("192.0.2.7",), 5005, props)
+    json = record.to_json()
+    assert (json["latency_ms"], json["network"]) == (
+        65,
+        {
+            "lost": 3,
+            "late": 1,
+            "reordered": 5,
+            "duplicates": 0,
+            "jitter_ms": 4.2,
+            "concealed_ms": 120,
+            "concealments": 3,
+            "drift_ppm": -998,
+        },
+    )
 
 
 def test_record_with_other_format_cannot_play() -> None:

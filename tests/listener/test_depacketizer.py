@@ -13,6 +13,7 @@ import pytest
 
 from appliance.audio.format import AudioFormat, Encoding
 from appliance.listener.depacketizer import (
+    MAX_DETECTION_SEQ_GAP,
     Frame,
     RawDepacketizer,
     RtpDepacketizer,
@@ -124,6 +125,14 @@ def test_rtp_is_recognised_at_its_second_packet_and_nothing_is_lost() -> None:
 def test_reordered_first_packets_are_still_rtp() -> None:
     first, second = rtp_stream(2)
     assert decide([second, first]) is Wire.RTP
+
+
+def test_rtp_whose_first_packets_after_the_first_were_lost_is_still_rtp() -> None:
+    # Wi-Fi loses packets in bursts, at a stream's start too (seen through the relay).
+    stream = rtp_stream(MAX_DETECTION_SEQ_GAP + 2)
+    assert decide([stream[0], stream[4]]) is Wire.RTP
+    assert decide([stream[0], stream[MAX_DETECTION_SEQ_GAP]]) is Wire.RTP
+    assert decide([stream[0], stream[MAX_DETECTION_SEQ_GAP + 1]]) is Wire.RAW
 
 
 def test_two_unrelated_rtp_looking_datagrams_are_raw_and_both_kept() -> None:

@@ -5,6 +5,7 @@ import pytest
 from appliance.audio.format import AudioFormat
 from appliance.listener.depacketizer import Frame
 from appliance.listener.playout.buffer import Phase, PlayoutBuffer
+from appliance.listener.playout.concealment import Concealer
 from appliance.wire.raw import RAW_FORMAT
 
 N = 320  # one 20 ms frame
@@ -128,11 +129,31 @@ def test_reordered_frames_play_by_position() -> None:
     assert [read(buffer, N) for _ in range(3)] == [frame(i).payload for i in range(3)]
 
 
-def test_a_gap_while_playing_is_concealed_with_silence() -> None:
+def test_a_gap_while_playing_is_concealed_in_its_exact_length() -> None:
     buffer = make(target_frames=2)
     buffer.push(frame(0))
     buffer.push(frame(2))  # frame 1 lost
-    assert [read(buffer, N) for _ in range(3)] == [frame(0).payload, bytes(N), frame(2).payload]
+    played = [read(buffer, N) for _ in range(3)]
+    # The same concealment a Concealer makes from what was played before the gap.
+    reference = Concealer(RAW_FORMAT)
+    reference.played(frame(0).payload)
+    assert played[0] == frame(0).payload
+    assert played[1] == reference.conceal(SAMPLES)
+    assert played[1] != bytes(N)
+    assert played[2] == reference.played(frame(2).payload)  # blended back in
+    stats = buffer.stats()
+    assert (stats.concealed, stats.concealments, stats.samples_played) == (SAMPLES, 1, 2 * SAMPLES)
+
+
+def test_a_burst_of_losses_is_one_concealment_that_fades_to_silence() -> None:
+    buffer = make(target_frames=2)
+    buffer.push(frame(0))
+    buffer.push(frame(6))  # 100 ms lost
+    played = [read(buffer, N) for _ in range(7)]
+    assert played[1] != bytes(N)
+    assert played[4:6] == [bytes(N)] * 2  # 60 ms into the burst: silence
+    stats = buffer.stats()
+    assert (stats.concealed, stats.concealments) == (5 * SAMPLES, 1)
 
 
 def test_late_and_duplicate_frames_are_dropped_and_counted() -> None:

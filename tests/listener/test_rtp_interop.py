@@ -12,7 +12,7 @@ from pathlib import Path
 
 import peers
 import pytest
-from audio_rig import AudioSink, assert_played, test_signal
+from audio_rig import AudioSink, assert_played, test_signal, without_concealed_tail
 from listener_fixtures import ListenerFactory
 from streams import send_rtp
 
@@ -48,7 +48,10 @@ def test_a_peer_plays_with_no_configuration(
     listener.start()
     expected = peer(sent, listener.port, tmp_path)
     assert listener.wait_session_played(timeout=PLAY_TIMEOUT_S)
-    assert_played(audio_sink.stop_recording(), expected)
+    recorded = audio_sink.stop_recording()
+    if end_reason is EndReason.TIMEOUT:  # GStreamer sends no BYE: its end looked late
+        recorded = without_concealed_tail(recorded, expected)
+    assert_played(recorded, expected)
     [session] = listener.sessions
     assert (session.wire, session.payload_type, session.end_reason) == (
         Wire.RTP, payload_type, end_reason,

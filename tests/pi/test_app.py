@@ -18,14 +18,20 @@ from cli_runner import run_appliance
 from gpio_helpers import changes, delivered, wait_until
 from gpiozero.pins.mock import MockFactory
 
+from appliance.audio.format import Encoding
 from appliance.audio.pcm import apply_gain
 from appliance.config import ApplianceConfig, GpioSection, ListenSection, VolumeSection
 from appliance.discovery import discover_listeners, resolve_listener
+from appliance.discovery.records import NetworkFigures
 from appliance.listener.listener import ListenerConfig
+from appliance.listener.session import Session
 from appliance.listener.state import ListenerState, StateMachine
 from appliance.pi.app import ListenerApp
 from appliance.sender.sender import Sender
+from appliance.wire.codecs import codec_for
 from appliance.wire.raw import frame_pcm
+from appliance.wire.rtcp import bye
+from appliance.wire.rtp import RtpPacket
 
 pytest_plugins = ("gpio_fixtures",)
 
@@ -289,3 +295,97 @@ def test_under_systemd_a_late_sound_card_is_retried_and_ready_waits_for_audio_an
         collector.close()
         sink.close()
     assert "STOPPING=1" in collector.messages
+
+
+def send_rtp_losing(pcm: bytes, port: int, lose: set[int]) -> None:
+    """``pcm`` (s16le 8 kHz mono) as RTP L16 (type 97) in 20 ms packets in real time, except
+    the packets numbered in ``lose``, then an RTCP BYE."""
+    packet_bytes, frames, ssrc = 320, 160, 0x5EED
+    l16 = codec_for(Encoding.S16BE)
+    started = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for index, start in enumerate(range(0, len(pcm), packet_bytes)):
+            if index not in lose:
+                payload = l16.encode(pcm[start : start + packet_bytes], 1)
+                packet = RtpPacket(
+                    payload_type=97,
+                    sequence=1000 + index,
+                    timestamp=index * frames,
+                    ssrc=ssrc,
+                    payload=payload,
+                    marker=index == 0,
+                )
+                sock.sendto(bytes(packet), ("127.0.0.1", port))
+            time.sleep(max(0.0, started + (index + 1) * frames / 8000 - time.monotonic()))
+        sock.sendto(bye(ssrc), ("127.0.0.1", port))
+
+
+def test_the_mdns_record_carries_the_latency_target_and_each_sessions_figures(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No sound card needed: the listener plays into a WAV file, paced in real time.
+    name = f"playout-test-{os.getpid()}"
+    config = ApplianceConfig(
+        listen=ListenSection(
+            bind="127.0.0.1", port=0, interfaces=LOOPBACK, name=name, buffer_ms=80
+        ),
+        gpio=GpioSection(enabled=False),
+        volume=VolumeSection(state_file=tmp_path / "volume"),
+    )
+    listener_config = ListenerConfig(
+        **config.listen.listener_kwargs(), output_file=tmp_path / "played.wav"
+    )
+    app = ListenerApp(config, listener_config, retry_audio=False)
+    stop = threading.Event()
+    runner = threading.Thread(target=app.run, args=(stop,), daemon=True)
+    try:
+        runner.start()
+        advertiser = app.advertiser
+        assert advertiser is not None
+        assert advertiser.wait_registered(WAIT_S), advertiser.last_error
+        # From the first registration on: the starting target, no figures yet.
+        published = advertiser.published
+        assert published is not None
+        assert (published.latency_ms, published.network) == (80, None)
+        record = resolve_listener(name, list(LOOPBACK), timeout=WAIT_S)
+        assert (record.properties.latency_ms, record.properties.network) == (80, None)
+
+        # An observer that fails is logged and does not stop the others or the listener.
+        def broken(session: Session) -> None:
+            raise RuntimeError("observer bug")
+
+        app.listener.subscribe_sessions(broken)
+        told: list[Session] = []
+        unsubscribe = app.listener.subscribe_sessions(told.append)
+
+        # An RTP stream with two packets lost: when it ends, the record has its figures.
+        send_rtp_losing(test_signal(1.0, seed=31), app.listener.port, lose={20, 21})
+        assert app.listener.wait_session_played(timeout=WAIT_S)
+        [session] = app.listener.sessions
+        assert session.lost == 2
+        figures = NetworkFigures.from_session(session)
+        assert figures.lost == 2
+        assert advertiser.wait_published_playout(round(session.target_ms), figures, WAIT_S)
+        record = resolve_listener(name, list(LOOPBACK), timeout=WAIT_S)
+        assert record.properties.latency_ms == round(session.target_ms)
+        assert record.properties.network == figures
+        wait_until(lambda: told == [session], "the observer after the failing one")
+        assert "a session observer failed" in caplog.text
+
+        # The next session (raw: nothing says what was lost) replaces them.
+        unsubscribe()
+        with socket.socket(type=socket.SOCK_DGRAM) as sock:
+            Sender(("127.0.0.1", app.listener.port), sock=sock).send(
+                frame_pcm([test_signal(0.3, seed=32)]), end_of_stream=True
+            )
+        assert app.listener.wait_session_played(2, timeout=WAIT_S)
+        second = app.listener.sessions[1]
+        raw_figures = NetworkFigures.from_session(second)
+        assert raw_figures.lost is None
+        assert advertiser.wait_published_playout(round(second.target_ms), raw_figures, WAIT_S)
+        assert told == [session]
+        assert app.listener.is_listening
+    finally:
+        stop.set()
+        runner.join(WAIT_S)
+        app.close()

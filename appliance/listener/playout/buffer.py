@@ -18,20 +18,41 @@ An underrun is counted when playing resumes after it: running dry at the very en
 is how every stream without an end-of-stream marker ends, not a fault.
 
 Frames carry a position (their first sample frame's index), so gaps, late and reordered frames
-are handled by position: a gap plays as silence, a frame older than the play cursor is dropped.
+are handled by position: a reordered frame takes its place, a duplicate is dropped, a frame
+older than the play cursor is dropped and counted late, and a gap met while playing (a lost
+packet) is concealed (:class:`~appliance.listener.playout.concealment.Concealer`): the timeline
+is kept, a stream plays for exactly its duration.
+
+The target depth is a :class:`~appliance.listener.playout.latency.LatencyTarget`, fed with the
+slack of every packet pushed while playing and moved by its reader
+(:class:`~appliance.listener.playout.drift.DriftControl`) through :meth:`update_target`.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from appliance.audio.format import AudioFormat
 from appliance.listener.depacketizer import Frame
+from appliance.listener.playout.concealment import Concealer
+from appliance.listener.playout.latency import LatencyTarget
 from appliance.wire.raw import RAW_FORMAT
+
+EXPAND_MS = 60.0
+"""Running dry mid-stream is concealed for this long (or the target, if longer): the
+concealment has faded to silence by then; past it the buffer refills as after an underrun."""
+EXPAND_AFTER_S = 2.0
+"""...and only once the stream has played this long: before that, the target has not yet
+learnt the sender's pattern (ffmpeg sends 40 ms packets in pairs), and refilling costs only a
+few ms of latency at the start, no audio."""
+EXPAND_RECENT_S = 0.1
+"""Running dry is concealed only if a packet came this recently (or within twice the target)."""
 
 
 class Phase(StrEnum):
@@ -56,11 +77,34 @@ class BufferStats:
     """Sample frames of the oldest audio thrown away because the buffer was full, or because
     a stream in another format replaced the one still draining."""
     late_frames: int = 0
-    """Frames that arrived after their position had already been played."""
+    """Frames that arrived after their position had already been played (or concealed)."""
     duplicate_frames: int = 0
+    reordered_frames: int = 0
+    """Frames that arrived after a frame positioned later (put back in order)."""
+    concealed: int = 0
+    """Sample frames of synthetic audio played in place of lost ones."""
+    concealments: int = 0
+    """Gaps concealed (a burst of lost packets is one)."""
     underruns: int = 0
     peak_depth: int = 0
     """Most sample frames held at once."""
+
+
+@dataclass(slots=True)
+class ControlReport:
+    """What the buffer's reader did for the current stream (written by
+    :class:`~appliance.listener.playout.drift.DriftControl`, read when a session ends)."""
+
+    drift_ppm: float | None = None
+    drift_by: str = ""
+    """"pauses" or "resampling" once anything was corrected."""
+    depth_ms_frames: float = 0.0
+    """Sum of depth (ms) x frames played while playing, for the mean."""
+    frames: int = 0
+
+    @property
+    def mean_depth_ms(self) -> float | None:
+        return self.depth_ms_frames / self.frames if self.frames else None
 
 
 class PlayoutBuffer:
@@ -70,6 +114,7 @@ class PlayoutBuffer:
     ``capacity_s``: the most it holds; past it the oldest audio is dropped and counted.
     ``drain_tail_ms``: silence played after the last audio of a stream, so that the end is
     heard even by audio stacks that drop their last periods when stopped.
+    ``latency``: how the target moves (by default it stays at ``target_ms``).
     """
 
     def __init__(
@@ -78,11 +123,18 @@ class PlayoutBuffer:
         capacity_s: float,
         drain_tail_ms: float,
         audio_format: AudioFormat = RAW_FORMAT,
+        latency: LatencyTarget | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 < target_ms <= capacity_s * 1000:
             raise ValueError("need 0 < target_ms <= capacity_s")
-        self.target_ms = target_ms
+        self.latency = latency or LatencyTarget(
+            target_ms, target_ms, target_ms, adaptive=False
+        )
         self.capacity_s = capacity_s
+        self.clock = clock
+        self._last_push_at = 0.0
+        self._last_push_samples = 0
         self.drain_tail_ms = drain_tail_ms
         self._lock = threading.Lock()
         self._frames: deque[Frame] = deque()
@@ -93,13 +145,65 @@ class PlayoutBuffer:
         self._end_of_stream = False
         self._tail_left = 0
         self._stats = BufferStats()
+        self._stream_number = 0
+        self._expanded = 0
+        """Sample frames concealed since the buffer last ran dry (reset by real audio)."""
+        self._played_before = 0
+        """Sample frames played before the current stream began."""
+        self.control = ControlReport()
         self._set_format(audio_format)
 
     def _set_format(self, audio_format: AudioFormat) -> None:
         self._format = audio_format.decoded()
-        self.target = max(1, round(self._format.rate * self.target_ms / 1000))
+        self._concealer = Concealer(self._format)
+        self._set_target()
         self.capacity = max(self.target, self._format.frames_for(self.capacity_s))
         self.drain_tail = round(self._format.rate * self.drain_tail_ms / 1000)
+
+    def _set_target(self) -> None:
+        self.target = max(1, round(self._format.rate * self.latency.target_ms / 1000))
+
+    @property
+    def target_ms(self) -> float:
+        """The latency target now (it moves when the latency policy is adaptive)."""
+        return self.latency.target_ms
+
+    @property
+    def stream_number(self) -> int:
+        """Changes when a stream begins or the buffer is cleared (for readers with state)."""
+        return self._stream_number
+
+    def since_last_push(self, now: float) -> int:
+        """Sample frames the sender has produced since the last frame arrived, as if its
+        audio flowed continuously (at most that frame's length).
+
+        Depth plus this is a level that does not jump with the phase of arrivals against reads.
+        """
+        elapsed = max(0.0, now - self._last_push_at)
+        return min(self._last_push_samples, round(elapsed * self._format.rate))
+
+    @property
+    def last_frame_samples(self) -> int:
+        """Sample frames in the last frame pushed (the sender's packet size)."""
+        return self._last_push_samples
+
+    @property
+    def cursor(self) -> int | None:
+        """Position of the next sample frame to play (None before any was played)."""
+        return self._cursor
+
+    @property
+    def samples_in(self) -> int:
+        """Sample frames pushed so far (all streams)."""
+        return self._stats.samples_in
+
+    def update_target(self, now: float, pending_ms: float = 0.0) -> bool:
+        """Let the latency policy re-evaluate (see :meth:`LatencyTarget.update`)."""
+        with self._lock:
+            moved = self.latency.update(now, pending_ms)
+            if moved:
+                self._set_target()
+            return moved
 
     @property
     def format(self) -> AudioFormat:
@@ -132,9 +236,18 @@ class PlayoutBuffer:
             stats = self._stats
             stats.frames_in += 1
             stats.samples_in += frame.samples
-            if self._cursor is not None and frame.end <= self._cursor:
-                stats.late_frames += 1
-                return
+            now = self.clock()
+            self._last_push_at, self._last_push_samples = now, frame.samples
+            cursor = self._cursor
+            if cursor is not None and self._phase is Phase.PLAYING:
+                slack = frame.position - cursor
+                self.latency.observe(slack * 1000 / self._format.rate, now)
+            if cursor is not None and frame.position < cursor:
+                if frame.end <= cursor:
+                    stats.late_frames += 1
+                    return
+                # Its start was already played (concealed): only the rest can still be.
+                frame = frame.after(cursor)
             if not self._insert(frame):
                 stats.duplicate_frames += 1
                 return
@@ -153,13 +266,19 @@ class PlayoutBuffer:
         """
         with self._lock:
             self._end_of_stream = False
+            self._stream_number += 1
+            self._played_before = self._stats.samples_played
+            self.control = ControlReport()
+            self.latency.restart()
             changed = not audio_format.same_pcm(self._format)
             if changed:
                 self._stats.dropped += self._depth
                 self._reset()
                 self._set_format(audio_format)
-            elif self._phase is Phase.DRAINING:
-                self._phase = Phase.PLAYING if self._depth else Phase.BUFFERING
+            else:
+                self._set_target()
+                if self._phase is Phase.DRAINING:
+                    self._phase = Phase.PLAYING if self._depth else Phase.BUFFERING
             return changed
 
     def set_drain_tail(self, drain_tail_ms: float) -> None:
@@ -182,6 +301,8 @@ class PlayoutBuffer:
             self._reset()
 
     def _reset(self) -> None:
+        self._stream_number += 1
+        self._concealer.interrupt()
         self._frames.clear()
         self._depth = 0
         self._cursor = None
@@ -203,10 +324,19 @@ class PlayoutBuffer:
                 return bytes(n_frames * frame_bytes)
             audio = self._take(n_frames)
             shortfall = n_frames - len(audio) // frame_bytes
-            if shortfall:
+            if shortfall and self._may_expand(shortfall):
+                # Ran dry mid-stream while packets are still coming: the next one is late, or
+                # lost. Concealed like a gap, the timeline kept (what comes late is dropped).
+                audio += self._conceal(shortfall)
+                self._expanded += shortfall
+            elif shortfall:
                 audio += bytes(shortfall * frame_bytes)
+                self._concealer.interrupt()
                 if self._phase is Phase.PLAYING:
                     self._phase = Phase.UNDERRUN
+                    if not self._end_of_stream:
+                        self.latency.underrun(self.clock())
+                        self._set_target()
             if self._phase is Phase.DRAINING and not self._depth:
                 self._tail_left -= shortfall
                 if self._tail_left <= 0:
@@ -225,24 +355,26 @@ class PlayoutBuffer:
             self._cursor = head.position
         # Fast path, the usual case: the whole head frame is exactly what was asked for.
         if head.position == self._cursor and head.samples == n_frames:
+            self._expanded = 0
             self._pop_head()
             self._stats.samples_played += n_frames
-            return head.payload
+            return self._concealer.played(head.payload)
         frame_bytes = self._format.frame_bytes
         parts: list[bytes] = []
         wanted = n_frames
         while wanted and self._frames:
             head = self._frames[0]
             if head.position > self._cursor:
-                # A gap in positions (a lost packet): silence for now.
+                # A gap in positions (a lost packet): concealed, in its exact length.
                 gap = min(wanted, head.position - self._cursor)
-                parts.append(bytes(gap * frame_bytes))
-                self._cursor += gap
+                parts.append(self._conceal(gap))
                 wanted -= gap
                 continue
+            self._expanded = 0
             offset = self._cursor - head.position
             taken = min(wanted, head.samples - offset)
-            parts.append(head.payload[offset * frame_bytes : (offset + taken) * frame_bytes])
+            piece = head.payload[offset * frame_bytes : (offset + taken) * frame_bytes]
+            parts.append(self._concealer.played(piece))
             wanted -= taken
             self._cursor += taken
             self._depth -= taken
@@ -250,6 +382,29 @@ class PlayoutBuffer:
             if self._cursor >= head.end:
                 self._frames.popleft()
         return b"".join(parts)
+
+    def _conceal(self, n_frames: int) -> bytes:
+        """``n_frames`` of concealment at the cursor, which moves past them."""
+        assert self._cursor is not None
+        erasures = self._concealer.erasures
+        audio = self._concealer.conceal(n_frames)
+        self._stats.concealments += self._concealer.erasures - erasures
+        self._stats.concealed += n_frames
+        self._cursor += n_frames
+        return audio
+
+    def _may_expand(self, shortfall: int) -> bool:
+        """Whether running dry is concealed rather than an underrun: only while playing a live
+        stream (a packet came within :data:`EXPAND_RECENT_S`: a sender far ahead of real time,
+        as the seed's, has simply finished), for at most :data:`EXPAND_MS` or the target."""
+        if self._phase is not Phase.PLAYING or self._end_of_stream or self._cursor is None:
+            return False
+        if self._stats.samples_played - self._played_before < EXPAND_AFTER_S * self._format.rate:
+            return False
+        if self.clock() - self._last_push_at > max(EXPAND_RECENT_S, 2 * self.target_ms / 1000):
+            return False
+        limit = round(self._format.rate * max(EXPAND_MS, self.target_ms) / 1000)
+        return self._expanded + shortfall <= limit
 
     def _mid_stream(self) -> bool:
         # Only a gap met while playing is concealed; after a pause playing starts at the
@@ -266,6 +421,8 @@ class PlayoutBuffer:
         if not frames or frame.position >= frames[-1].end:
             frames.append(frame)
             return True
+        if frame.position < frames[-1].position:
+            self._stats.reordered_frames += 1
         positions = [f.position for f in frames]
         index = bisect.bisect_left(positions, frame.position)
         if index < len(frames) and frames[index].position == frame.position:

@@ -1,0 +1,129 @@
+"""The latency target: how much audio the playout buffer holds, following the network.
+
+A packet's *slack* is how long before its first sample is due to be played it arrives: the
+distance from the play cursor to its position, when it is pushed into the buffer. A packet with
+negative slack came too late (its place was already played, concealed). Jitter shows as spread in
+the slack; the target is set so that nearly all packets keep a small positive margin:
+
+* every :data:`UPDATE_S`, the :data:`ON_TIME` quantile (the 2nd percentile) of the slack over
+  the last :data:`WINDOW_S` is compared with :data:`MARGIN_MS`;
+* below it, the target rises at once by the shortfall (late packets are concealed, which costs
+  quality: latency is cheaper); a buffer that ran dry mid-stream raises it by
+  :data:`UNDERRUN_STEP_MS` too;
+* above it by more than :data:`LOWER_HYSTERESIS_MS` for a whole window, the target comes down
+  by at most :data:`LOWER_STEP_MS`, at most once per window: slowly, as WebRTC's NetEq does,
+  since a brief calm is no promise;
+* always within ``[floor_ms, ceiling_ms]``.
+
+This is the percentile-of-delays rule of WebRTC's NetEq (its delay manager keeps the 97th
+percentile of packet delays relative to the fastest packet) expressed against the play cursor,
+which folds in what NetEq adds separately: the packet size and the output's period. A fixed
+target (``adaptive=False``) never moves.
+
+Not thread-safe: the playout buffer calls it under its lock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+WINDOW_S = 10.0
+"""Slack observations kept (and the least time between two steps down)."""
+MAX_OBSERVATIONS = 2000
+"""Bound on the observations kept, whatever the packet rate (10 s of 5 ms packets)."""
+UPDATE_S = 1.0
+ON_TIME = 0.02
+"""The slack quantile that must keep the margin: 98 % of packets on time with room to spare."""
+MARGIN_MS = 10.0
+"""Room left for the timing of the audio callback and the receiving thread: a busy Pi (or a
+busy test machine) wakes them 5 to 10 ms late now and then."""
+MIN_OBSERVATIONS = 20
+UNDERRUN_STEP_MS = 20.0
+LOWER_HYSTERESIS_MS = 10.0
+LOWER_STEP_MS = 5.0
+
+
+class LatencyTarget:
+    """The playout buffer's target depth in milliseconds, adapted to the slack of arrivals."""
+
+    def __init__(
+        self, start_ms: float, floor_ms: float, ceiling_ms: float, *, adaptive: bool = True
+    ) -> None:
+        if not 0 < floor_ms <= ceiling_ms:
+            raise ValueError("need 0 < floor_ms <= ceiling_ms")
+        self.floor_ms = floor_ms
+        self.ceiling_ms = ceiling_ms
+        self.adaptive = adaptive
+        self.start_ms = self._clamp(start_ms)
+        self.target_ms = self.start_ms
+        self._slack: deque[tuple[float, float]] = deque(maxlen=MAX_OBSERVATIONS)
+        self._next_update = 0.0
+        self._last_change = 0.0
+        self.raises = 0
+        self.lowerings = 0
+
+    def _clamp(self, value_ms: float) -> float:
+        return min(self.ceiling_ms, max(self.floor_ms, value_ms))
+
+    def restart(self) -> None:
+        """A new stream: start again from the starting target, with no observations."""
+        self.target_ms = self.start_ms
+        self._slack.clear()
+        self._next_update = 0.0
+        self._last_change = 0.0
+
+    def observe(self, slack_ms: float, now: float) -> None:
+        """A packet arrived ``slack_ms`` before its first sample is due (negative: too late)."""
+        if self.adaptive:
+            self._slack.append((now, slack_ms))
+
+    def underrun(self, now: float) -> None:
+        """The buffer ran dry mid-stream: more latency is needed."""
+        if self.adaptive:
+            self._set(self.target_ms + UNDERRUN_STEP_MS, now)
+
+    def update(self, now: float, pending_ms: float = 0.0) -> bool:
+        """Re-evaluate (cheap unless :data:`UPDATE_S` has passed); True if the target moved.
+
+        ``pending_ms``: how far the buffer's depth still is below the target (negative: above),
+        on its way there; the slack seen so far grows by that much once it gets there, so it is
+        counted, or each update would raise the target again for the same shortfall.
+        """
+        if not self.adaptive or now < self._next_update:
+            return False
+        self._next_update = now + UPDATE_S
+        slack = self._slack
+        while slack and slack[0][0] < now - WINDOW_S:
+            slack.popleft()
+        if len(slack) < MIN_OBSERVATIONS:
+            return False
+        values = np.fromiter((s for _, s in slack), dtype=np.float64, count=len(slack))
+        low = float(np.quantile(values, ON_TIME)) + pending_ms
+        if low < MARGIN_MS:
+            return self._set(self.target_ms + MARGIN_MS - low, now)
+        spare = low - MARGIN_MS
+        window_full = now - slack[0][0] >= WINDOW_S * 0.9
+        if (
+            spare > LOWER_HYSTERESIS_MS
+            and window_full
+            and now - self._last_change >= WINDOW_S
+        ):
+            step = min(LOWER_STEP_MS, spare - LOWER_HYSTERESIS_MS)
+            return self._set(self.target_ms - step, now)
+        return False
+
+    def _set(self, value_ms: float, now: float) -> bool:
+        new = self._clamp(value_ms)
+        if abs(new - self.target_ms) < 0.5:
+            return False
+        if new > self.target_ms:
+            self.raises += 1
+        else:
+            self.lowerings += 1
+        self.target_ms = new
+        self._last_change = now
+        # What was seen before the move says nothing about the slack after it.
+        self._slack.clear()
+        return True
