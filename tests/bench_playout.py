@@ -315,7 +315,9 @@ class TimedWavOutput(WavFileOutput):
 
 
 class OursReceiver:
-    def __init__(self, rate: int, path: Path, buffer_ms: int | None) -> None:
+    def __init__(
+        self, rate: int, path: Path, buffer_ms: int | None, period_ms: int | None = None
+    ) -> None:
         config = ListenerConfig(
             port=0,
             bind="127.0.0.1",
@@ -324,6 +326,8 @@ class OursReceiver:
         )
         if buffer_ms is not None:
             config.buffer_ms = buffer_ms
+        if period_ms is not None:
+            config.period_ms = period_ms
         self.config = config
         self.path = path
         self.output: TimedWavOutput | None = None
@@ -591,7 +595,7 @@ def run_condition(condition: Condition, rate: int, sent: Samples, seed: int,
     result = Result(condition, rate, seed)
     name = f"{rate}-{condition.label.replace('%', 'pct').replace(' ', '-')}-seed{seed}"
     ours_path, gst_path = work / f"{name}-ours.wav", work / f"{name}-gst.raw"
-    ours = OursReceiver(rate, ours_path, args.buffer_ms)
+    ours = OursReceiver(rate, ours_path, args.buffer_ms, args.period_ms)
     gst = GstReceiver(rate, gst_path)
     relays: list[ImpairmentRelay] = []
     session: Session | None = None
@@ -812,7 +816,8 @@ def main() -> None:
     parser.add_argument(
         "--rates", default="8000,16000", help="sample rates, comma-separated (8000, 16000)"
     )
-    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
+    quick = ", ".join(QUICK).replace("%", "%%")  # argparse formats help with %
+    parser.add_argument("--quick", action="store_true", help=f"only {quick}")
     parser.add_argument("--seed", type=int, default=7, help="relays' and sender's seed")
     parser.add_argument(
         "--repeats",
@@ -822,6 +827,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--buffer-ms", type=int, default=None, help="our buffer (default: the listener's)"
+    )
+    parser.add_argument(
+        "--period-ms", type=int, default=None, help="our output period (default: the listener's)"
     )
     parser.add_argument(
         "--keep", type=Path, metavar="DIR", help="keep the sent and played audio here as WAVs"
@@ -847,7 +855,8 @@ def main() -> None:
         f"paced to two relays on 127.0.0.1 (delay {DELAY_MS:g} ms +- {JITTER_MS:g} ms jitter, "
         f"seed {args.seed}, {args.repeats} run(s) per condition); ours: Listener, buffer "
         f"{buffer_ms} ms"
-        f"{'' if args.buffer_ms is not None else ' (its default)'}, into a real-time WAV; "
+        f"{'' if args.buffer_ms is not None else ' (its default)'}, output period "
+        f"{args.period_ms or ListenerConfig().period_ms} ms, into a real-time WAV; "
         f"GStreamer: rtpjitterbuffer latency={GST_LATENCY_MS} ! rtpL16depay ! filesink"
     )
     results: list[Result] = []

@@ -166,6 +166,11 @@ class RtpDepacketizer:
         return Frame(position, pcm, self.format)
 
 
+MAX_HELD_REPEATS = 2
+"""Copies of a stream's first datagram waited out before deciding (a raw stream may repeat a
+datagram, a constant tone; it is then decided at the next one, and nothing is lost)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Detection:
     """What a stream's first datagrams turned out to be."""
@@ -174,6 +179,8 @@ class Detection:
     datagrams: tuple[bytes, ...]
     """Every datagram held for the decision, in arrival order, to be played now."""
     first_rtp: RtpPacket | None = None
+    duplicates: int = 0
+    """Copies of the first RTP packet that were dropped (the network duplicated it)."""
 
 
 class StreamDetector:
@@ -189,6 +196,8 @@ class StreamDetector:
     def __init__(self) -> None:
         self._held: bytes | None = None
         self._held_packet: RtpPacket | None = None
+        self._repeats: tuple[bytes, ...] = ()
+        """Copies of the held datagram that came next (a duplicated first packet)."""
 
     @property
     def holding(self) -> bool:
@@ -203,11 +212,16 @@ class StreamDetector:
                 return Detection(Wire.RAW, (data,))
             self._held, self._held_packet = data, first
             return None
+        if data == held and len(self._repeats) < MAX_HELD_REPEATS:
+            # The network duplicated the first packet: it says nothing either way.
+            self._repeats += (data,)
+            return None
+        repeats, self._repeats = self._repeats, ()
         self._held = self._held_packet = None
         second = _as_rtp(data)
         if second is not None and _same_stream(packet, second):
-            return Detection(Wire.RTP, (held, data), packet)
-        return Detection(Wire.RAW, (held, data))
+            return Detection(Wire.RTP, (held, data), packet, duplicates=len(repeats))
+        return Detection(Wire.RAW, (held, *repeats, data))
 
 
 def _as_rtp(data: bytes) -> RtpPacket | None:

@@ -125,12 +125,14 @@ class SessionManager:
         ends = len(datagrams) < len(detection.datagrams)
         if detection.wire is Wire.RTP and detection.first_rtp is not None:
             try:
-                depacketizer: Depacketizer = rtp_depacketizer(
+                rtp = rtp_depacketizer(
                     detection.first_rtp, self._payload_map, self._next_position()
                 )
             except ValueError as error:
                 self._count_invalid(None, source, error)
                 return
+            rtp.sequence.duplicates += detection.duplicates
+            depacketizer: Depacketizer = rtp
         else:
             datagrams = self._raw_audio(datagrams, source)
             if not datagrams:

@@ -403,3 +403,67 @@ def test_concealment_beats_silence_on_speech_like_audio(rate: int) -> None:
     with_silence = snr_db(played, np.concatenate(zero_filled))
     assert concealer.erasures == len(lost)
     assert with_concealment > with_silence + 3
+
+
+# -- interpolation: the audio after the gap is known -----------------------------------------
+
+
+def test_a_gap_with_the_audio_after_it_known_is_interpolated_into_it() -> None:
+    rate, gap = 8000, 160  # a 20 ms packet lost between two known stretches
+    signal = sine(200, rate, 2000)
+    before, lost, after = signal[:800], signal[800 : 800 + gap], signal[800 + gap :]
+    concealer = Concealer(AudioFormat(rate=rate))
+    concealer.played(pcm(before))
+    assert concealer.min_following_frames == concealer.history_frames
+    filled = samples(
+        concealer.conceal(gap, gap_frames=gap, following=pcm(after[: concealer.history_frames]))
+    )[:, 0]
+    following = pcm(after)
+    assert concealer.played(following) is following  # it ends where the real audio starts
+    assert correlation(filled, lost.astype(np.float64)) > 0.99
+    # Continuous at both ends: no step larger than the sine's own.
+    largest_step = float(np.max(np.abs(np.diff(signal.astype(np.float64)))))
+    assert abs(filled[0] - float(before[-1])) <= largest_step * 1.5
+    assert abs(float(after[0]) - filled[-1]) <= largest_step * 1.5
+
+
+def test_interpolation_beats_extrapolation_on_speech_like_audio() -> None:
+    rate = 8000
+    original = speech_like(rate, 4.0)
+    frame = rate // 50
+    n_frames = original.size // frame
+    rng = np.random.default_rng(3)
+    lost = set(rng.choice(np.arange(5, n_frames - 5), size=n_frames // 20, replace=False).tolist())
+    outputs: dict[bool, list[Samples]] = {False: [], True: []}
+    for interpolate in (False, True):
+        concealer = Concealer(AudioFormat(rate=rate))
+        i = 0
+        while i < n_frames:
+            if i not in lost:
+                piece = original[i * frame : (i + 1) * frame]
+                outputs[interpolate].append(np.frombuffer(concealer.played(pcm(piece)), "<i2"))
+                i += 1
+                continue
+            j = i
+            while j in lost:
+                j += 1
+            gap = (j - i) * frame
+            ahead = original[j * frame : j * frame + concealer.history_frames]
+            following = pcm(ahead) if interpolate and not lost & set(range(j, j + 3)) else b""
+            filled = concealer.conceal(gap, gap_frames=gap, following=following)
+            outputs[interpolate].append(np.frombuffer(filled, "<i2"))
+            i = j
+    played = original[: n_frames * frame]
+    extrapolated = snr_db(played, np.concatenate(outputs[False]))
+    interpolated = snr_db(played, np.concatenate(outputs[True]))
+    assert interpolated > extrapolated + 1
+
+
+def test_too_little_audio_after_a_gap_is_extrapolated_as_without_it() -> None:
+    signal = harmonics(0.007, 8000, 1200, [6000, 3000, 1500])
+    results = []
+    for following in (b"", pcm(signal[600 : 600 + 300])):  # 37.5 ms < 48.75 ms
+        concealer = Concealer(AudioFormat(rate=8000))
+        concealer.played(pcm(signal[:440]))
+        results.append(concealer.conceal(160, gap_frames=160, following=following))
+    assert results[0] == results[1]

@@ -14,6 +14,7 @@ import pytest
 from appliance.audio.format import AudioFormat, Encoding
 from appliance.listener.depacketizer import (
     MAX_DETECTION_SEQ_GAP,
+    MAX_HELD_REPEATS,
     Frame,
     RawDepacketizer,
     RtpDepacketizer,
@@ -135,6 +136,27 @@ def test_rtp_whose_first_packets_after_the_first_were_lost_is_still_rtp() -> Non
     assert decide([stream[0], stream[MAX_DETECTION_SEQ_GAP + 1]]) is Wire.RAW
 
 
+def test_a_duplicated_first_packet_is_waited_out_and_dropped() -> None:
+    first, second = rtp_stream(2)
+    detector = StreamDetector()
+    assert detector.offer(first) is None
+    assert detector.offer(first) is None  # the network's copy
+    detection = detector.offer(second)
+    assert detection is not None
+    assert (detection.wire, detection.datagrams) == (Wire.RTP, (first, second))
+
+
+def test_a_repeated_raw_datagram_is_decided_raw_and_every_copy_kept() -> None:
+    tone = b"\x80" * 320  # looks like an RTP header, and repeats
+    copies = [tone] * (MAX_HELD_REPEATS + 2)
+    detector = StreamDetector()
+    decisions = [detector.offer(data) for data in copies]
+    assert decisions[:-1] == [None] * (MAX_HELD_REPEATS + 1)
+    last = decisions[-1]
+    assert last is not None
+    assert (last.wire, last.datagrams) == (Wire.RAW, tuple(copies))
+
+
 def test_two_unrelated_rtp_looking_datagrams_are_raw_and_both_kept() -> None:
     a = bytes(packet(1, 0, bytes(320), ssrc=1))
     b = bytes(packet(2, 160, bytes(320), ssrc=2))
@@ -146,10 +168,12 @@ def test_two_unrelated_rtp_looking_datagrams_are_raw_and_both_kept() -> None:
 
 
 def seed_stream(pcm: bytes) -> Iterator[list[bytes]]:
-    """Every pair of consecutive 320-byte datagrams of ``pcm``, as the seed sends them."""
+    """Every run of consecutive 320-byte datagrams of ``pcm`` long enough for a decision (two,
+    and as many more as a repeated first datagram may be waited out), as the seed sends them."""
     datagrams = [pcm[i : i + 320] for i in range(0, len(pcm) - 320, 320)]
-    for i in range(len(datagrams) - 1):
-        yield datagrams[i : i + 2]
+    run = 2 + MAX_HELD_REPEATS
+    for i in range(len(datagrams) - run + 1):
+        yield datagrams[i : i + run]
 
 
 def sample_speech() -> bytes:
@@ -172,9 +196,9 @@ def test_raw_pcm_is_never_taken_for_rtp_wherever_the_stream_starts(name: str) ->
         "a square wave": (b"\x80\x90" * 40 + b"\x70\x60" * 40) * 4 * 100,
     }[name]
     starts = 0
-    for pair in seed_stream(pcm):
+    for run in seed_stream(pcm):
         starts += 1
-        assert decide(pair) is Wire.RAW
+        assert decide(run) is Wire.RAW
     assert starts > 50
 
 

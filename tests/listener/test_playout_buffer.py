@@ -1,10 +1,12 @@
 # mypy: disable-error-code="comparison-overlap"
 # (phases change under the checker's feet: that is what these tests are about)
+import math
+
 import pytest
 
 from appliance.audio.format import AudioFormat
 from appliance.listener.depacketizer import Frame
-from appliance.listener.playout.buffer import Phase, PlayoutBuffer
+from appliance.listener.playout.buffer import EXPAND_AFTER_S, Phase, PlayoutBuffer
 from appliance.listener.playout.concealment import Concealer
 from appliance.wire.raw import RAW_FORMAT
 
@@ -242,3 +244,85 @@ def test_the_drain_tail_can_be_lengthened_for_the_current_stream() -> None:
     buffer.end_stream()
     assert [read(buffer, N) for _ in range(4)] == [frame(0).payload] + [bytes(N)] * 3
     assert buffer.phase is Phase.WAITING
+
+
+# -- the timeline under loss: interpolation, expansion, resuming ---------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def voiced(index: int) -> Frame:
+    """Frame ``index`` of a 200 Hz tone (concealment has something to continue)."""
+    t = [index * SAMPLES + i for i in range(SAMPLES)]
+    payload = b"".join(
+        round(8000 * math.sin(2 * math.pi * 200 * k / 8000)).to_bytes(2, "little", signed=True)
+        for k in t
+    )
+    return Frame(index * SAMPLES, payload)
+
+
+def test_a_gap_with_enough_audio_held_after_it_is_interpolated() -> None:
+    buffer = make(target_frames=5)
+    for i in (0, 1, 2, 4, 5, 6, 7):  # frame 3 lost, 80 ms held after it
+        buffer.push(voiced(i))
+    played = [read(buffer, N) for _ in range(5)]
+    assert played[:3] == [voiced(i).payload for i in range(3)]
+    assert played[4] == voiced(4).payload  # interpolated into it: nothing to blend
+    # The same gap with nothing held after it is extrapolated (and blended back).
+    reference = Concealer(RAW_FORMAT)
+    for i in range(3):
+        reference.played(voiced(i).payload)
+    assert played[3] != reference.conceal(SAMPLES)
+    assert played[3] != bytes(N)
+
+
+def test_playing_resumes_at_the_first_frame_held_after_an_underrun() -> None:
+    buffer = make(target_frames=3)
+    for i in range(3):
+        buffer.push(frame(i))
+    played = [read(buffer, N) for _ in range(4)]
+    assert buffer.phase is Phase.UNDERRUN and played[3] == bytes(N)
+    for i in (13, 14, 15):  # 3 .. 12 never came
+        buffer.push(frame(i))
+    assert [read(buffer, N) for _ in range(3)] == [frame(i).payload for i in (13, 14, 15)]
+    assert buffer.stats().concealed == 0  # skipped, not concealed
+
+
+def test_running_dry_mid_stream_is_concealed_and_keeps_the_timeline() -> None:
+    clock = FakeClock()
+    buffer = PlayoutBuffer(60, 10, 40, clock=clock)
+    count = round(EXPAND_AFTER_S * 50) + 3  # past the start, when refilling costs nothing
+    for i in range(count):
+        buffer.push(voiced(i))
+    for _ in range(count):
+        read(buffer, N)
+    clock.now += 0.05  # the next packet is late: 50 ms ago there was one
+    dry = read(buffer, N)
+    assert buffer.phase is Phase.PLAYING and dry != bytes(N)
+    buffer.push(voiced(count))  # too late: its time was concealed
+    buffer.push(voiced(count + 1))
+    resumed = read(buffer, N)  # blended in from the concealment, then exact
+    blend = 80 * 2  # at most 10 ms
+    assert resumed[blend:] == voiced(count + 1).payload[blend:]
+    stats = buffer.stats()
+    assert (stats.late_frames, stats.concealed, stats.underruns) == (1, SAMPLES, 0)
+
+
+def test_a_stream_that_ended_long_ago_runs_dry_into_silence() -> None:
+    clock = FakeClock()
+    buffer = PlayoutBuffer(60, 10, 40, clock=clock)
+    count = round(EXPAND_AFTER_S * 50) + 3
+    for i in range(count):
+        buffer.push(voiced(i))  # all at once, as the seed's sender at twice real time
+    clock.now += 5.0
+    for _ in range(count):
+        read(buffer, N)
+    assert read(buffer, N) == bytes(N)
+    assert buffer.phase is Phase.UNDERRUN
+    assert buffer.stats().concealed == 0

@@ -44,15 +44,18 @@ from appliance.listener.playout.concealment import Concealer
 from appliance.listener.playout.latency import LatencyTarget
 from appliance.wire.raw import RAW_FORMAT
 
-EXPAND_MS = 60.0
+EXPAND_MS = 250.0
 """Running dry mid-stream is concealed for this long (or the target, if longer): the
-concealment has faded to silence by then; past it the buffer refills as after an underrun."""
+concealment fades to silence by 60 ms, then silence keeps the timeline while a burst of losses
+lasts (the packets after it come in time); past it the buffer refills as after an underrun."""
 EXPAND_AFTER_S = 2.0
 """...and only once the stream has played this long: before that, the target has not yet
 learnt the sender's pattern (ffmpeg sends 40 ms packets in pairs), and refilling costs only a
 few ms of latency at the start, no audio."""
-EXPAND_RECENT_S = 0.1
-"""Running dry is concealed only if a packet came this recently (or within twice the target)."""
+EXPAND_RECENT_S = 0.3
+"""Running dry is concealed only if a packet came this recently (or within twice the target):
+a burst of losses leaves the stream silent for a while; a sender that finished long ago (the
+seed's, at twice real time) has ended."""
 
 
 class Phase(StrEnum):
@@ -247,6 +250,7 @@ class PlayoutBuffer:
                     stats.late_frames += 1
                     return
                 # Its start was already played (concealed): only the rest can still be.
+                stats.late_frames += 1
                 frame = frame.after(cursor)
             if not self._insert(frame):
                 stats.duplicate_frames += 1
@@ -316,13 +320,14 @@ class PlayoutBuffer:
         frame_bytes = self._format.frame_bytes
         with self._lock:
             refilling = self._phase in (Phase.BUFFERING, Phase.UNDERRUN)
-            if refilling and self._depth >= self.target:
+            resuming = refilling and self._depth >= self.target
+            if resuming:
                 if self._phase is Phase.UNDERRUN:
                     self._stats.underruns += 1
                 self._phase = Phase.PLAYING
             if self._phase not in (Phase.PLAYING, Phase.DRAINING):
                 return bytes(n_frames * frame_bytes)
-            audio = self._take(n_frames)
+            audio = self._take(n_frames, resuming=resuming)
             shortfall = n_frames - len(audio) // frame_bytes
             if shortfall and self._may_expand(shortfall):
                 # Ran dry mid-stream while packets are still coming: the next one is late, or
@@ -346,12 +351,14 @@ class PlayoutBuffer:
 
     # -- internals (lock held) ------------------------------------------------------------
 
-    def _take(self, n_frames: int) -> bytes:
+    def _take(self, n_frames: int, *, resuming: bool = False) -> bytes:
         """Up to ``n_frames`` from the head frames, silence where positions have a gap."""
         if not self._frames:
             return b""
         head = self._frames[0]
-        if self._cursor is None or (self._cursor < head.position and not self._mid_stream()):
+        if self._cursor is None or (self._cursor < head.position and resuming):
+            # Playing (re)starts at the first frame held: after a pause or an underrun there
+            # is nothing to conceal, what was missing is behind us.
             self._cursor = head.position
         # Fast path, the usual case: the whole head frame is exactly what was asked for.
         if head.position == self._cursor and head.samples == n_frames:
@@ -366,8 +373,9 @@ class PlayoutBuffer:
             head = self._frames[0]
             if head.position > self._cursor:
                 # A gap in positions (a lost packet): concealed, in its exact length.
-                gap = min(wanted, head.position - self._cursor)
-                parts.append(self._conceal(gap))
+                whole = head.position - self._cursor
+                gap = min(wanted, whole)
+                parts.append(self._conceal(gap, whole))
                 wanted -= gap
                 continue
             self._expanded = 0
@@ -383,15 +391,33 @@ class PlayoutBuffer:
                 self._frames.popleft()
         return b"".join(parts)
 
-    def _conceal(self, n_frames: int) -> bytes:
-        """``n_frames`` of concealment at the cursor, which moves past them."""
+    def _conceal(self, n_frames: int, gap_frames: int = 0) -> bytes:
+        """``n_frames`` of concealment at the cursor, which moves past them; ``gap_frames``:
+        the whole gap, when the frames after it are held (it is then interpolated)."""
         assert self._cursor is not None
-        erasures = self._concealer.erasures
-        audio = self._concealer.conceal(n_frames)
+        concealer = self._concealer
+        following = b""
+        if gap_frames and not concealer.concealing:
+            following = self._held_audio(concealer.history_frames)
+        erasures = concealer.erasures
+        audio = concealer.conceal(n_frames, gap_frames=gap_frames, following=following)
         self._stats.concealments += self._concealer.erasures - erasures
         self._stats.concealed += n_frames
         self._cursor += n_frames
         return audio
+
+    def _held_audio(self, max_frames: int) -> bytes:
+        """Up to ``max_frames`` of the audio held from the head on, while it is contiguous."""
+        parts: list[bytes] = []
+        frames = 0
+        end: int | None = None
+        for frame in self._frames:
+            if (end is not None and frame.position != end) or frames >= max_frames:
+                break
+            parts.append(frame.payload)
+            frames += frame.samples
+            end = frame.end
+        return b"".join(parts)[: max_frames * self._format.frame_bytes]
 
     def _may_expand(self, shortfall: int) -> bool:
         """Whether running dry is concealed rather than an underrun: only while playing a live
@@ -405,11 +431,6 @@ class PlayoutBuffer:
             return False
         limit = round(self._format.rate * max(EXPAND_MS, self.target_ms) / 1000)
         return self._expanded + shortfall <= limit
-
-    def _mid_stream(self) -> bool:
-        # Only a gap met while playing is concealed; after a pause playing starts at the
-        # first frame held, since there is nothing missing to hide.
-        return self._phase is Phase.PLAYING
 
     def _pop_head(self) -> None:
         head = self._frames.popleft()

@@ -46,6 +46,10 @@ SILENCE_MS = 4.0
 QUIET_PEAK = 100
 """Peak sample below which a block counts as a pause (-50 dBFS)."""
 RESAMPLE_MS = 6.0
+SPREAD_DEADBAND = 1.0
+"""Dead bands are at least this times the depth's mean deviation from the level (with +-30 ms of
+jitter about 10 ms: nothing is moved in pauses for less than 10 ms, nor resampled for less than
+15 ms; on a clean LAN the bands stay at SILENCE_MS and RESAMPLE_MS)."""
 GRACE_S = 2.0
 MAX_PPM = 5000.0
 MAX_DRIFT_PPM = 2000.0
@@ -55,6 +59,9 @@ KP_PPM_PER_MS = 200.0
 """Proportional gain: 10 ms off the reference asks for 0.2 % faster or slower."""
 KI_PPM_PER_MS_S = 10.0
 """Integral gain: with KP, a critically damped loop (time constant about 10 s)."""
+DRIFT_REPORT_AFTER_S = 20.0
+"""The drift is reported once this much has played since the level settled: the level wanders by
+a few ms with the network's jitter, which over a shorter time would read as hundreds of ppm."""
 BURST_RATIO = 0.05
 """A stream arriving more than 5 % faster (or slower) than real time is not drift."""
 ENGAGE_HISTORY_MS = 60.0
@@ -163,6 +170,8 @@ class DriftControl:
         self._ratio_ppm = 0.0
         self._integral_ppm = 0.0
         self._level: float | None = None
+        self._spread = 0.0
+        """Mean absolute deviation of the depth from the level, in frames (smoothed alike)."""
         self._offset: float | None = None
         """The settled level minus the target, in frames: what packet and period sizes add."""
         self._playing_since: float | None = None
@@ -207,11 +216,13 @@ class DriftControl:
             return self._remember(audio)
         assert self._level is not None
         alpha = min(1.0, n_frames / (rate * LEVEL_TIME_CONSTANT_S))
+        deviation = abs(depth - self._level)
         self._level += alpha * (depth - self._level)
+        self._spread += alpha * (deviation - self._spread)
         report = buffer.control
         report.depth_ms_frames += depth * 1000 / rate * n_frames
         report.frames += n_frames
-        if self._offset is not None:
+        if self._offset is not None and self._played >= DRIFT_REPORT_AFTER_S * rate:
             report.drift_ppm = self.drift_ppm
             if self._resampler is not None:
                 report.drift_by = "resampling"
@@ -225,7 +236,7 @@ class DriftControl:
                 return audio
             # What packet and read sizes add to the target, at most: a level further off (a
             # burst after a stall) is latency to give back, not the stream's natural level.
-            bound = buffer.last_frame_samples + n_frames
+            bound = (buffer.last_frame_samples + n_frames) // 2
             self._offset = max(-bound, min(bound, self._level - buffer.target))
             self._settled_level = self._level
             self._excess = self._played = 0
@@ -242,11 +253,14 @@ class DriftControl:
         if self._resampler is not None:
             self._steer(error_ms, dt)
             return audio
-        if abs(error_ms) > SILENCE_MS:
+        # Jitter makes the smoothed level wander too: the dead bands widen with the spread of
+        # the depth around it, so that a jittery network alone moves nothing.
+        spread_ms = self._spread * 1000 / rate
+        if abs(error_ms) > max(SILENCE_MS, SPREAD_DEADBAND * spread_ms):
             audio = self._in_pause(audio, n_frames, error_frames)
         # Remembered before a switch: the resampler's output must follow this block's end.
         self._remember(audio)
-        if abs(error_ms) > RESAMPLE_MS:
+        if abs(error_ms) > max(RESAMPLE_MS, 1.5 * SPREAD_DEADBAND * spread_ms):
             if self._far_since is None:
                 self._far_since = now
             elif now - self._far_since >= GRACE_S:

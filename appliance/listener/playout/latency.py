@@ -40,7 +40,7 @@ MARGIN_MS = 10.0
 """Room left for the timing of the audio callback and the receiving thread: a busy Pi (or a
 busy test machine) wakes them 5 to 10 ms late now and then."""
 MIN_OBSERVATIONS = 20
-UNDERRUN_STEP_MS = 20.0
+UNDERRUN_STEP_MS = 10.0
 LOWER_HYSTERESIS_MS = 10.0
 LOWER_STEP_MS = 5.0
 
