@@ -305,10 +305,9 @@ class Concealer:
 
     @property
     def min_following_frames(self) -> int:
-        """Audio after a gap needed to interpolate it: as much as the history (48.75 ms). With
-        less (40 ms tried), the future's loop is cut short and interpolating scored worse (PESQ)
-        than continuing the past alone."""
-        return self._history_frames
+        """Audio after a gap needed to interpolate it: a correlation window and the longest
+        period (35 ms), what the pitch search reads."""
+        return self._corr_len + self._pitch_max
 
     def _start_erasure(self, gap_frames: int = 0, following: bytes = b"") -> None:
         self.erasures += 1
@@ -329,7 +328,11 @@ class Concealer:
         # Both sides known: the past's continuation into the future's, run backwards.
         gain = self._interpolation_gain(gap_frames)
         forward = self._synthesize(past, self._pitch, gap_frames, gain)
-        future = self._as_history(following[: self._history_bytes])[::-1].copy()
+        # Run backwards: the audio just after the gap ends the "history" the future's
+        # continuation is made from (a short future is preceded by silence, as a short past).
+        ahead = np.frombuffer(following[: self._history_bytes], dtype=S16LE)
+        backwards = ahead.reshape(-1, self._channels)[::-1].tobytes()
+        future = self._as_history(backwards)
         backward = self._synthesize(future, self._find_pitch(_mono(future)), gap_frames, gain)
         into = (0.5 - 0.5 * np.cos(np.pi * (np.arange(gap_frames) + 0.5) / gap_frames))[
             :, np.newaxis
