@@ -12,6 +12,7 @@ from appliance.listener.playout.latency import (
     LOWER_STEP_MS,
     MARGIN_MS,
     MAX_OBSERVATIONS,
+    MAX_RAISE_MS,
     MIN_OBSERVATIONS,
     ON_TIME,
     UNDERRUN_STEP_MS,
@@ -150,7 +151,8 @@ def test_too_few_observations_do_nothing() -> None:
     target.observe(-100.0, T0 + 1)
     assert not target.update(T0 + 1.5)  # within UPDATE_S of the last evaluation
     assert target.update(T0 + 2)
-    assert target.target_ms == pytest.approx(60 + 100 + MARGIN_MS)
+    # A shortfall of 110 ms: raised by MAX_RAISE_MS at a time (one stall is no new normal).
+    assert target.target_ms == pytest.approx(60 + MAX_RAISE_MS)
 
 
 def test_updates_at_most_once_per_update_period() -> None:
@@ -176,13 +178,33 @@ def test_old_observations_leave_the_window() -> None:
 # -- lowering -------------------------------------------------------------------------------------
 
 
+def step_down(slack_ms: float) -> float:
+    """The step down when every packet has ``slack_ms``: a quarter of the spare beyond the
+    margin, at least LOWER_STEP_MS, never into the hysteresis."""
+    spare = slack_ms - MARGIN_MS
+    return min(max(LOWER_STEP_MS, spare / 4), spare - LOWER_HYSTERESIS_MS)
+
+
+def test_lowers_quickly_from_far_above_what_is_needed() -> None:
+    target = adaptive(start_ms=200)
+    moves = run(target, 150.0, T0, 60)  # after a stall: 140 ms more than the margin
+    assert [t for _, t in moves][:3] == [165.0, 130.0, 95.0]
+
+
+def test_one_stall_raises_by_at_most_max_raise() -> None:
+    target = adaptive(start_ms=60)
+    now = feed(target, -300.0, T0, 1)  # every packet of a second 300 ms late
+    assert target.update(now)
+    assert target.target_ms == 60 + MAX_RAISE_MS
+
+
 def test_does_not_lower_before_a_full_window() -> None:
     target = adaptive(start_ms=100)
     spare = 50.0  # far beyond the hysteresis
     assert run(target, spare, T0, 8) == []  # updates at 1 .. 8 s
     assert target.target_ms == 100
     # The window is full 9 s (0.9 of it) after the first observation.
-    assert run(target, spare, T0 + 8, 1) == [(1, 100 - LOWER_STEP_MS)]
+    assert run(target, spare, T0 + 8, 1) == [(1, 100 - step_down(spare))]
     assert target.lowerings == 1
 
 
@@ -190,8 +212,10 @@ def test_lowers_by_at_most_a_step_once_per_window() -> None:
     target = adaptive(start_ms=100)
     moves = run(target, 50.0, T0, 60)  # a minute of packets with 50 ms of slack
     # 9 s to fill the first window, then a step every 10 s (the observations before a step
-    # are forgotten, and 10 s must pass since it), each of LOWER_STEP_MS.
-    assert moves == [(9 + 10 * i, 100 - LOWER_STEP_MS * (i + 1)) for i in range(6)]
+    # are forgotten, and 10 s must pass since it), each a quarter of the spare.
+    step = step_down(50.0)
+    assert step == 10.0
+    assert moves == [(9 + 10 * i, 100 - step * (i + 1)) for i in range(6)]
     assert all(b - a >= WINDOW_S for (a, _), (b, _) in itertools.pairwise(moves))
     assert target.lowerings == 6
 
@@ -219,7 +243,7 @@ def test_does_not_lower_within_a_window_of_a_raise() -> None:
     raised = target.target_ms
     moves = run(target, 80.0, now, 15)
     # The window fills 9 s after the raise, but a step down waits 10 s from the raise.
-    assert moves[0] == (10, raised - LOWER_STEP_MS)
+    assert moves[0] == (10, raised - step_down(80.0))
 
 
 # -- bounds ---------------------------------------------------------------------------------------
@@ -241,9 +265,9 @@ def test_the_ceiling_bounds_raises() -> None:
 
 def test_the_floor_bounds_lowering() -> None:
     target = adaptive(start_ms=45, floor_ms=30)
-    assert run(target, 200.0, T0, 80) == [(9, 40), (19, 35), (29, 30)]
+    assert run(target, 200.0, T0, 80) == [(9, 30)]  # a quarter of 190 ms spare, bounded
     assert target.target_ms == 30
-    assert target.lowerings == 3
+    assert target.lowerings == 1
 
 
 # -- underruns and restarts -----------------------------------------------------------------------
@@ -258,7 +282,7 @@ def test_an_underrun_raises_by_a_step() -> None:
     assert target.raises == 2
     # It counts as a change: no step down for a whole window after it.
     moves = run(target, 80.0, T0 + 0.1, 15)
-    assert moves[0] == (10, 60 + 2 * UNDERRUN_STEP_MS - LOWER_STEP_MS)
+    assert moves[0] == (10, 60 + 2 * UNDERRUN_STEP_MS - step_down(80.0))
 
 
 def test_restart_goes_back_to_the_start() -> None:

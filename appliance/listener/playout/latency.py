@@ -7,12 +7,12 @@ the slack; the target is set so that nearly all packets keep a small positive ma
 
 * every :data:`UPDATE_S`, the :data:`ON_TIME` quantile (the 2nd percentile) of the slack over
   the last :data:`WINDOW_S` is compared with :data:`MARGIN_MS`;
-* below it, the target rises at once by the shortfall (late packets are concealed, which costs
-  quality: latency is cheaper); a buffer that ran dry mid-stream raises it by
-  :data:`UNDERRUN_STEP_MS` too;
+* below it, the target rises at once by the shortfall, at most :data:`MAX_RAISE_MS` at a time
+  (late packets are concealed, which costs quality: latency is cheaper); a buffer that ran
+  dry mid-stream raises it by :data:`UNDERRUN_STEP_MS` too;
 * above it by more than :data:`LOWER_HYSTERESIS_MS` for a whole window, the target comes down
-  by at most :data:`LOWER_STEP_MS`, at most once per window: slowly, as WebRTC's NetEq does,
-  since a brief calm is no promise;
+  by a quarter of the spare (at least :data:`LOWER_STEP_MS`), at most once per window: slowly,
+  as WebRTC's NetEq does, since a brief calm is no promise;
 * always within ``[floor_ms, ceiling_ms]``.
 
 This is the percentile-of-delays rule of WebRTC's NetEq (its delay manager keeps the 97th
@@ -41,6 +41,7 @@ MARGIN_MS = 10.0
 busy test machine) wakes them 5 to 10 ms late now and then."""
 MIN_OBSERVATIONS = 20
 UNDERRUN_STEP_MS = 10.0
+MAX_RAISE_MS = 40.0
 LOWER_HYSTERESIS_MS = 10.0
 LOWER_STEP_MS = 5.0
 
@@ -102,7 +103,9 @@ class LatencyTarget:
         values = np.fromiter((s for _, s in slack), dtype=np.float64, count=len(slack))
         low = float(np.quantile(values, ON_TIME)) + pending_ms
         if low < MARGIN_MS:
-            return self._set(self.target_ms + MARGIN_MS - low, now)
+            # At most MAX_RAISE_MS at once: one stall of the network (every packet of 300 ms
+            # late) is not a new normal; if the shortfall stays, the next update raises again.
+            return self._set(self.target_ms + min(MARGIN_MS - low, MAX_RAISE_MS), now)
         spare = low - MARGIN_MS
         window_full = now - slack[0][0] >= WINDOW_S * 0.9
         if (
@@ -110,7 +113,9 @@ class LatencyTarget:
             and window_full
             and now - self._last_change >= WINDOW_S
         ):
-            step = min(LOWER_STEP_MS, spare - LOWER_HYSTERESIS_MS)
+            # A quarter of the spare, at least LOWER_STEP_MS: far above what is needed (after a
+            # stall) comes down in a few windows, near it in small steps.
+            step = min(max(LOWER_STEP_MS, spare / 4), spare - LOWER_HYSTERESIS_MS)
             return self._set(self.target_ms - step, now)
         return False
 
