@@ -33,10 +33,12 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import peers
 import pytest
 from audio_rig import SAMPLE_RATE, AudioSink, test_signal
 from impair import Fate, GilbertElliott, Impairment, ImpairmentRelay, plan
@@ -448,3 +450,43 @@ def test_a_burst_longer_than_the_buffer_costs_no_lasting_latency(
     # period of 30 ms, and a packet), not by the burst's whole 200 ms.
     extra_ms = (audio.size - truth.size) * 1000 / SAMPLE_RATE
     assert abs(extra_ms) <= 50, f"{extra_ms:+.0f} ms played; {info}"
+
+
+@pytest.mark.audio
+def test_a_packet_ffmpeg_sent_and_the_network_lost_is_concealed(
+    audio_sink: AudioSink, make_tapped: TappedFactory, tmp_path: Path
+) -> None:
+    """A real peer through the relay: ffmpeg's RTP (L16, type 97, 40 ms packets, its RTCP and
+    BYE on the same port), one packet lost in the middle. Concealed in its exact length, the
+    rest bit-exact, the session ended by ffmpeg's own BYE."""
+    sent = voiced(seconds=4.0)
+    datagrams = len(sent) // (2 * PACKET_BYTES) + 3  # 100 packets, RTCP reports and the BYE
+    impairment = seed_where(
+        lambda seed: Impairment(delay_ms=5, loss=1 / datagrams, seed=seed),
+        datagrams,
+        one_run_of(1, datagrams // 3, 2 * datagrams // 3),
+    )
+    tapped = make_tapped(fixed_latency=True, buffer_ms=120)  # ffmpeg -re sends in pairs
+    listener = tapped.listener
+    listener.start()
+    with ImpairmentRelay(("127.0.0.1", listener.port), impairment) as relay:
+        peers.ffmpeg_l16(sent, relay.address[1], tmp_path)
+        assert relay.drain(timeout=DRAIN_TIMEOUT_S)
+    assert listener.wait_session_played(timeout=PLAY_TIMEOUT_S)
+    listener.stop()
+    [session] = listener.sessions
+    audio, truth = trimmed(tapped.rendered), as_samples(sent)
+    info = f"{session.end_line()}; relay dropped {relay.stats.dropped}"
+    assert relay.stats.dropped == 1, info
+    assert (session.wire, session.payload_type, session.end_reason) == (
+        Wire.RTP, 97, EndReason.BYE
+    ), info
+    assert (session.lost, session.concealments, session.concealed_ms) == (1, 1, 40), info
+    assert audio.size == truth.size, info  # the timeline is kept
+    differs = np.flatnonzero(audio != truth)
+    assert differs.size > 0, info
+    # Everything but the lost packet (and the blend after it, when it was extrapolated) is
+    # exactly what ffmpeg sent.
+    assert differs[-1] - differs[0] < 2 * PACKET_FRAMES + BLEND_MAX_FRAMES, info
+    gap = audio[differs[0] : differs[0] + 2 * PACKET_FRAMES].astype(np.float64)
+    assert rms(gap) > 0.5 * rms(truth.astype(np.float64)), "the gap played as silence"
