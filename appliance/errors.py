@@ -29,3 +29,21 @@ class NetworkError(ApplianceError):
 
 class DiscoveryError(ApplianceError):
     """A listener name that is unknown or ambiguous on the network."""
+
+
+class MissingDependencyError(ApplianceError):
+    """An optional package this command needs is not installed (PyAudio, for playing)."""
+
+
+PYAUDIO_MISSING = (
+    "PyAudio is not installed: pip install 'appliance[audio]' (it needs PortAudio: apt install "
+    "portaudio19-dev, or python3-pyaudio on Debian and Raspberry Pi OS)"
+)
+
+
+def missing_pyaudio(error: ModuleNotFoundError) -> MissingDependencyError:
+    """The one-line error for importing PyAudio's output without PyAudio (``appliance send``
+    needs no PyAudio, so it is the ``audio`` extra). Any other missing module re-raises."""
+    if error.name != "pyaudio":
+        raise error
+    return MissingDependencyError(PYAUDIO_MISSING)

@@ -111,9 +111,10 @@ install_packages() {
         packages+=(portaudio19-dev gcc python3-dev)
     fi
     # gpiozero and its Pi 5 pin factory come from Raspberry Pi OS when it has them: the venv
-    # sees them through --system-site-packages.
+    # sees them through --system-site-packages. So does PyAV (the sender's decoder; pip
+    # fetches a wheel instead when the distribution's is older than pyproject.toml asks).
     local optional
-    for optional in python3-gpiozero python3-lgpio; do
+    for optional in python3-gpiozero python3-lgpio python3-av; do
         if package_installed "$optional" || package_available "$optional"; then
             packages+=("$optional")
         else
@@ -194,7 +195,9 @@ install_venv() {
             --exclude=__pycache__ --exclude=.venv -cf - . | tar -C "$build" -xf -
         target=$build
     fi
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$target"
+    # The audio extra: PyAudio, the listener's player (python3-pyaudio when apt had it).
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade \
+        "${target}[audio]"
     if [ -n "$build" ]; then
         rm -rf "$build"
     fi

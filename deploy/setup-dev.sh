@@ -4,7 +4,7 @@
 #
 #   1. apt: installs the system packages below that are missing (as root, or through sudo).
 #   2. .venv in the repository root, made with Python >= 3.11.
-#   3. pip install -e '.[test]' into it (PyAudio is built from source: needs step 1).
+#   3. pip install -e '.[test,audio]' into it (PyAudio is built from source: needs step 1).
 #
 # Usage:  bash deploy/setup-dev.sh
 # Env:    SETUP_SKIP_APT=1  skip step 1 (packages installed some other way).
@@ -112,9 +112,9 @@ make_venv() {
 }
 
 install_project() {
-    say "pip: installing this project with its test tools (pip install -e '.[test]')"
+    say "pip: installing this project with its test tools and PyAudio (pip install -e '.[test,audio]')"
     "$venv/bin/python" -m pip install -qq --upgrade pip
-    "$venv/bin/python" -m pip install -qq -e "${repo_root}[test]"
+    "$venv/bin/python" -m pip install -qq -e "${repo_root}[test,audio]"
 }
 
 install_packages

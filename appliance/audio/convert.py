@@ -77,6 +77,30 @@ _FLOAT_SCALE = 32768.0
 """s16 <-> float: divide by 2**15 so that every s16 value maps exactly to a float32 and back."""
 
 
+def float_to_s16(samples: npt.NDArray[np.float32]) -> Samples:
+    """Float samples (full scale +-1.0, any shape) as interleaved s16: times 2**15, rounded
+    half to even and clipped, without dither.
+
+    Rounding by hand rather than letting soxr write int16: soxr's int16 output adds random
+    dither, which would make the output differ from run to run and with the piece sizes. Every
+    s16 value divided by 2**15 comes back exactly, so s16 -> float -> s16 is bit-exact.
+    """
+    out = samples.reshape(-1) * np.float32(_FLOAT_SCALE)
+    np.rint(out, out=out)
+    np.clip(out, SAMPLE_MIN, SAMPLE_MAX, out=out)
+    result: Samples = out.astype(S16LE)
+    return result
+
+
+def float_resampler(from_rate: int, to_rate: int, channels: int) -> soxr.ResampleStream:
+    """A streaming libsoxr resampler of float32 samples (``(frames, channels)`` arrays), with
+    the same recipe as every other rate conversion here (:data:`RESAMPLE_QUALITY`). Any rates:
+    a decoded file may be at 96 kHz or 12 kHz."""
+    return soxr.ResampleStream(
+        from_rate, to_rate, channels, dtype="float32", quality=RESAMPLE_QUALITY
+    )
+
+
 def _check_channels(channels: int) -> None:
     if not 1 <= channels <= MAX_CHANNELS:
         raise ValueError(f"{channels} channels: only mono and stereo are converted")
@@ -220,13 +244,7 @@ class FormatConverter:
         if channels > 1:
             floats = floats.reshape(-1, channels)
         out: npt.NDArray[np.float32] = self._resampler.resample_chunk(floats, last=last)
-        out = out.reshape(-1)
-        out *= _FLOAT_SCALE
-        # Round and clip by hand: soxr's own int16 output adds random dither, which would make
-        # the output differ from run to run and with the piece sizes.
-        np.rint(out, out=out)
-        np.clip(out, SAMPLE_MIN, SAMPLE_MAX, out=out)
-        return out.astype(S16LE)
+        return float_to_s16(out)
 
     def __repr__(self) -> str:
         return f"FormatConverter({self._source} -> {self._target}, quality={self._quality})"

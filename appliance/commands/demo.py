@@ -67,6 +67,11 @@ def send_by_name(listener: Listener, source: PcmSource) -> None:
         plan = plan_stream(
             source.format, target.listener, source_name=source.name, target=target.describe()
         )
+        source.convert_to(plan.source_format)
+        if source.converted:
+            log.info(
+                "%s: %s, sent as %s", source.name, source.origin.describe(), plan.describe_sent()
+            )
         with Sender((target.address, target.port)) as sender:
             report = sender.send(plan.stream(source.chunks()), target=target.describe())
             log.info(report.summary())

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from appliance.errors import AudioDeviceError
-from appliance.listener.outputs.devices import open_pyaudio, output_devices
+from appliance.errors import AudioDeviceError, missing_pyaudio
 
 
 def add_parser(subparsers: Any) -> None:
@@ -20,6 +19,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:  # imported here: PyAudio is an optional extra (`send` needs none)
+        from appliance.listener.outputs.devices import open_pyaudio, output_devices
+    except ModuleNotFoundError as error:
+        raise missing_pyaudio(error) from None
     pa = open_pyaudio()
     try:
         devices = output_devices(pa)

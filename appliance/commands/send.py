@@ -3,12 +3,13 @@
 Examples::
 
     appliance send song.wav --to kitchen             # 48 kHz stereo WAV: RTP, type 127
+    appliance send song.flac --to kitchen            # 44.1 kHz stereo FLAC: RTP, type 10
     appliance send speech.raw --to 192.168.1.50      # raw wire, 8000 Hz mono
-    appliance send song.wav --to 192.168.1.50 --rtp  # RTP to an address
-    ffmpeg -i in.mp3 -ar 16000 -ac 2 -f s16le - | appliance send - --rate 16000 --channels 2 \\
-        --to kitchen
+    appliance send song.mp3 --to 192.168.1.50 --rtp  # RTP to an address
+    espeak-ng --stdout hello | appliance send - --to kitchen     # a WAV stream on stdin
 
-The wire and payload type are chosen by :mod:`appliance.sender.plan`.
+The wire and payload type are chosen by :mod:`appliance.sender.plan`, the format sent by
+:mod:`appliance.sender.conversion`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any
 
 from appliance.audio.format import SUPPORTED_RATES
 from appliance.discovery import add_mdns_arguments, resolve_destination
-from appliance.sender.plan import plan_stream
+from appliance.sender.plan import StreamPlan, plan_stream
 from appliance.sender.progress import ProgressLine
 from appliance.sender.sender import Sender, SendReport
-from appliance.sender.source import accepted_formats_text, open_source, raw_pcm_format
+from appliance.sender.source import PcmSource, RawSampleFormat, open_source, raw_pcm_format
 from appliance.wire import Wire
 from appliance.wire.raw import DEFAULT_PORT
 
@@ -31,23 +32,32 @@ HELP_WIDTH = 88
 """The description is wrapped here (argparse leaves a raw description as it is)."""
 
 RATES_TEXT = ", ".join(str(rate) for rate in SUPPORTED_RATES)
+SAMPLE_FORMATS_TEXT = ", ".join(fmt.value for fmt in RawSampleFormat)
 
 DESCRIPTION_PARAGRAPHS = (
     "Send FILE to a listener in real time: one 20 ms packet every 20 ms on a deadline schedule.",
-    f"FILE is a WAV file of {accepted_formats_text()}; or raw 16-bit little-endian PCM "
-    "(8000 Hz mono unless --rate and --channels say otherwise); or - for raw PCM on standard "
-    "input. Other files (MP3, FLAC, 24-bit or float WAV...) are refused with the ffmpeg "
-    "command that converts them.",
+    "FILE is any audio file: MP3, AAC/M4A, FLAC, Ogg Vorbis or Opus, WAV or AIFF of any rate, "
+    "sample width and channel count (decoded by PyAV; more than two channels are mixed to "
+    "stereo). A file named .raw, .pcm, .s16 or .sln, or any file given with --rate, --channels "
+    "or --format, is raw PCM (16-bit little-endian 8000 Hz mono unless they say otherwise). - "
+    "reads standard input: a WAV stream (espeak-ng --stdout, ffmpeg -f wav -), MP3, FLAC or "
+    "Ogg, else raw PCM. Anything that is not audio is refused with a one-line error.",
+    "The format sent: the file's own rate and channels if the listener plays them; otherwise "
+    "the best it plays that is not above them (resampled with libsoxr; one line says so). A "
+    f"rate the appliance does not play is converted to a supported one ({RATES_TEXT} Hz): the "
+    "next one up, or 48000 from above 48 kHz.",
     "The wire: to a listener named with --to NAME (found over mDNS) that advertises RTP, the "
-    "audio goes as RTP (RFC 3550) L16 at the file's own rate and channels, ended by an RTCP "
-    "BYE. To an IP address or host name, or to an older listener, it goes over the raw wire "
-    "(the seed's 8000 Hz mono datagrams, ended by an empty datagram), which carries nothing "
-    "else. --rtp or --raw force either.",
+    "audio goes as RTP (RFC 3550) L16, ended by an RTCP BYE. To an IP address or host name, or "
+    "to an older listener, it goes over the raw wire (the seed's 8000 Hz mono datagrams, ended "
+    "by an empty datagram), which carries nothing else: other audio is converted to 8000 Hz "
+    "mono. --rtp or --raw force either.",
     "The RTP payload type is 11 or 10 for 44100 Hz mono or stereo; otherwise one that the "
-    "listener plays as the file's format: from its own payload map first, then from its "
+    "listener plays as the format sent: from its own payload map first, then from its "
     "built-in L16 table (112-127).",
 )
-DESCRIPTION = "\n\n".join(textwrap.fill(p, HELP_WIDTH) for p in DESCRIPTION_PARAGRAPHS)
+DESCRIPTION = "\n\n".join(
+    textwrap.fill(p, HELP_WIDTH, break_on_hyphens=False) for p in DESCRIPTION_PARAGRAPHS
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -57,13 +67,16 @@ def add_parser(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", metavar="FILE", help="WAV or raw PCM file, or - for stdin")
+    parser.add_argument(
+        "file", metavar="FILE", help="an audio file (MP3, FLAC, WAV...), raw PCM, or - for stdin"
+    )
     parser.add_argument(
         "--to",
         required=True,
         metavar="NAME|HOST[:PORT]",
         help="the listener: its advertised name (found over mDNS, see `appliance discover`), "
-        f"or a host name or IP address with an optional :PORT (default {DEFAULT_PORT})",
+        f"or a host name or IP address; each with an optional :PORT (default {DEFAULT_PORT}, "
+        "or the listener's own)",
     )
     wire = parser.add_mutually_exclusive_group()
     wire.add_argument(
@@ -93,6 +106,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="channels of raw PCM input: 1 (mono, the default) or 2 (stereo, interleaved)",
     )
+    parser.add_argument(
+        "--format",
+        dest="sample_format",
+        metavar="FMT",
+        help=f"sample format of raw PCM input: {SAMPLE_FORMATS_TEXT} (default s16le)",
+    )
     add_mdns_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     parser.set_defaults(run=run, wire=None)
@@ -100,8 +119,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     raw_format = None
-    if args.rate is not None or args.channels is not None:
-        raw_format = raw_pcm_format(args.rate, args.channels)
+    if args.rate is not None or args.channels is not None or args.sample_format is not None:
+        raw_format = raw_pcm_format(args.rate, args.channels, args.sample_format)
     force: Wire | None = args.wire
     # A bad file or format fails before any network lookup.
     with open_source(args.file, raw_format) as source:
@@ -114,6 +133,11 @@ def run(args: argparse.Namespace) -> int:
             target=resolved.describe(),
             force=force,
         )
+        best = source.format
+        source.convert_to(plan.source_format)
+        if source.converted and not args.quiet:
+            reduced_by_raw = plan.wire is Wire.RAW and force is None and best != source.format
+            print(conversion_line(source, plan, reduced_by_raw=reduced_by_raw), file=sys.stderr)
         progress = None
         if not args.quiet and sys.stderr.isatty():
             progress = ProgressLine(sys.stderr, source.duration_s, f"{args.to} ({where})")
@@ -128,6 +152,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(report.summary(), file=sys.stderr)
     return exit_code(report)
+
+
+def conversion_line(source: PcmSource, plan: StreamPlan, *, reduced_by_raw: bool) -> str:
+    """``song.flac: 44100 Hz stereo FLAC, sent as L16 48000 Hz stereo``; and, when the raw
+    wire (chosen, not forced) is what brought it down to 8000 Hz mono, how to do better."""
+    line = f"{source.name}: {source.origin.describe()}, sent as {plan.describe_sent()}"
+    if reduced_by_raw:
+        line += " (the raw wire's only format: --to NAME or --rtp for better)"
+    return line
 
 
 def exit_code(report: SendReport) -> int:

@@ -3,8 +3,9 @@
 The rule, applied in this order (:func:`parse_destination`):
 
 1. ``[IPV6]`` or ``[IPV6]:PORT``, or an IP address (``192.168.1.20``, ``::1``): that address.
-2. ``HOST:PORT``: that host and port; HOST is an IP address or a host name (never a listener
-   name: a listener's port comes from its SRV record).
+2. ``HOST:PORT``: that host and port; HOST is an IP address or a host name. A HOST without a
+   dot (``kitchen:5006``) is first looked up as a listener name (sent to its address at PORT,
+   with its record), and only if no listener of that name answers, as a host name.
 3. A name ending in ``.local`` (or ``.local.``): a host name looked up over mDNS, on the
    ``--interface`` addresses like every other mDNS lookup (python-zeroconf; the system
    resolver would need nss-mdns and ignores ``--interface``).
@@ -37,7 +38,7 @@ from zeroconf._services.info import AddressResolverIPv4
 from appliance.discovery.browse import DEFAULT_RESOLVE_TIMEOUT_S, resolve_listener
 from appliance.discovery.network import describe_interfaces, make_zeroconf, preferred_address
 from appliance.discovery.records import ListenerRecord
-from appliance.errors import NetworkError, UsageError
+from appliance.errors import DiscoveryError, NetworkError, UsageError
 
 DestinationKind = Literal["address", "host", "mdns_host", "listener"]
 
@@ -52,6 +53,9 @@ class Destination:
     kind: DestinationKind
     host: str
     port: int
+    port_given: bool = False
+    """A listener name with ``:PORT``: that port, not the SRV record's; and a host name if no
+    listener has that name."""
 
     @property
     def needs_mdns(self) -> bool:
@@ -110,7 +114,11 @@ def parse_destination(text: str, default_port: int) -> Destination:
         host, _, port_text = value.rpartition(":")
         if not host or ":" in host:
             raise UsageError(f"--to {text!r}: expected HOST:PORT (IPv6 as [ADDRESS]:PORT)")
-        return Destination(_host_kind(host), host, _parse_port(port_text, text))
+        port = _parse_port(port_text, text)
+        kind = _host_kind(host)
+        if kind == "host" and host.lower() != "localhost" and "." not in host:
+            return Destination("listener", host, port, port_given=True)
+        return Destination(kind, host, port)
     kind = _host_kind(value)
     if kind == "host" and value.lower() != "localhost" and "." not in value:
         return Destination("listener", value, default_port)
@@ -171,5 +179,15 @@ def resolve_destination(
     if destination.kind == "mdns_host":
         address = resolve_mdns_host(destination.host, interfaces, timeout, zeroconf=zeroconf)
         return ResolvedDestination(address, destination.port)
-    record = resolve_listener(destination.host, interfaces, timeout, zeroconf=zeroconf)
-    return ResolvedDestination(preferred_address(record.addresses), record.port, record)
+    try:
+        record = resolve_listener(destination.host, interfaces, timeout, zeroconf=zeroconf)
+    except DiscoveryError as not_found:
+        if not destination.port_given:
+            raise
+        try:  # NAME:PORT with no listener of that name: a host name after all
+            address = _resolve_host(destination.host, destination.port)
+        except NetworkError:
+            raise not_found from None
+        return ResolvedDestination(address, destination.port)
+    port = destination.port if destination.port_given else record.port
+    return ResolvedDestination(preferred_address(record.addresses), port, record)

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.audio.format import AudioFormat
-from appliance.errors import ApplianceError, AudioDeviceError, NetworkError, UsageError
+from appliance.errors import (
+    ApplianceError,
+    AudioDeviceError,
+    NetworkError,
+    UsageError,
+    missing_pyaudio,
+)
 from appliance.listener.defaults import (
     DEFAULT_BUFFER_MS,
     DEFAULT_MAX_BUFFER_S,
@@ -39,7 +45,6 @@ from appliance.listener.defaults import (
     MIN_PERIOD_MS,
 )
 from appliance.listener.outputs import AudioOutput, Render
-from appliance.listener.outputs.portaudio import PyAudioOutput
 from appliance.listener.outputs.wavfile import WavFileOutput
 from appliance.listener.playout.buffer import Phase, PlayoutBuffer
 from appliance.listener.playout.latency import LatencyTarget
@@ -150,6 +155,10 @@ class Listener:
     def _default_output(self, render: Render) -> AudioOutput:
         if self.config.output_file is not None:
             return WavFileOutput(render, self.config.output_file, self.config.period_ms)
+        try:  # imported here: PyAudio is an optional extra, not needed with --output-file
+            from appliance.listener.outputs.portaudio import PyAudioOutput
+        except ModuleNotFoundError as error:
+            raise missing_pyaudio(error) from None
         return PyAudioOutput(render, self.config.device, self.config.period_ms)
 
     # -- control ----------------------------------------------------------------------------

@@ -7,11 +7,13 @@ The wire:
 * ``--to`` an IP address or host name: the raw wire, as nothing says what listens there;
 * ``--rtp`` / ``--raw`` force either.
 
-The raw wire carries only 8000 Hz mono (:data:`~appliance.wire.raw.RAW_FORMAT`); any other
-source on it is a :class:`~appliance.errors.UsageError` saying what to do instead.
+What the source is sent as is decided by :mod:`appliance.sender.conversion`: its own rate and
+channels if the listener plays them on that wire, else the best the listener plays. The raw
+wire carries only 8000 Hz mono (:data:`~appliance.wire.raw.RAW_FORMAT`), so anything else
+sent on it is converted to that.
 
-The RTP payload type for a source of rate R and channels C, sent as L16 (16-bit big-endian),
-is the first of these that the listener plays as L16 R/C (:func:`choose_payload_type`):
+The RTP payload type for audio sent at rate R and channels C as L16 (16-bit big-endian), is
+the first of these that the listener plays as L16 R/C (:func:`choose_payload_type`):
 
 1. RFC 3551's static types for CD audio: 11 (44100 Hz mono) and 10 (44100 Hz stereo), which
    any RTP receiver knows;
@@ -21,12 +23,14 @@ is the first of these that the listener plays as L16 R/C (:func:`choose_payload_
    dynamic type without an entry stands for.
 
 ``--rtp`` to an address has no TXT to read: it assumes an appliance listener's defaults
-(static types, the built-in table). If no type fits, the error names what the listener plays.
+(static types, the built-in table). A listener that plays no L16 at all (G.711 only) is an
+error that names what it plays.
 
 Example::
 
     plan = plan_stream(source.format, resolved.listener, source_name=source.name,
                        target=resolved.describe(), force=None)
+    source.convert_to(plan.source_format)      # what is sent: the source's or the listener's
     sender.send(plan.stream(source.chunks()))
 """
 
@@ -44,6 +48,7 @@ from appliance.discovery.records import (
     ListenerRecord,
 )
 from appliance.errors import UsageError
+from appliance.sender.conversion import choose_format
 from appliance.sender.packetizer import PacketStream, RawStream, RtpStream
 from appliance.wire import Wire
 from appliance.wire.payload import BUILTIN_L16_BASE, STATIC_FORMATS, encoding_name, l16_table
@@ -89,6 +94,12 @@ class StreamPlan:
             assert self.payload_type is not None
             return RtpStream(chunks, self.source_format, self.payload_type)
         return RawStream(frame_pcm(chunks, self.source_format), self.source_format)
+
+    def describe_sent(self) -> str:
+        """What the audio goes as: ``"L16 48000 Hz stereo"`` or ``"raw 8000 Hz mono"``."""
+        if self.wire is Wire.RTP:
+            return f"L16 {describe_pcm(self.source_format)}"
+        return f"raw {describe_pcm(self.source_format)}"
 
     def describe(self) -> str:
         """``"RTP type 127 (L16 48000 Hz stereo)"`` or ``"raw (8000 Hz mono s16le)"``."""
@@ -154,6 +165,18 @@ def describe_rtp_formats(properties: ListenerProperties) -> str:
     return ", ".join(seen) or "nothing"
 
 
+def playable_formats(wire: Wire, properties: ListenerProperties) -> set[tuple[int, int]]:
+    """The (rate, channels) pairs a listener plays on ``wire``: the raw wire's one format, or
+    every L16 format of its RTP payload types."""
+    if wire is Wire.RAW:
+        return {(RAW_FORMAT.rate, RAW_FORMAT.channels)}
+    return {
+        (fmt.rate, fmt.channels)
+        for fmt in properties.rtp_formats().values()
+        if fmt.encoding is Encoding.S16BE
+    }
+
+
 def plan_stream(
     source_format: AudioFormat,
     listener: ListenerRecord | None,
@@ -162,11 +185,15 @@ def plan_stream(
     target: str,
     force: Wire | None = None,
 ) -> StreamPlan:
-    """The wire and payload type for a source of ``source_format`` sent to ``target``.
+    """The wire, the format sent and the payload type for a source of ``source_format`` (the
+    best it can be sent as, see :func:`~appliance.sender.conversion.sendable_format`) sent to
+    ``target``.
 
     ``listener`` is the record when ``--to`` named a listener found over mDNS (None for an
-    address or host name); ``force`` is ``--rtp``/``--raw``. Raises :class:`UsageError` when
-    the source cannot go to that listener, saying why and what to do.
+    address or host name); ``force`` is ``--rtp``/``--raw``. The format sent
+    (:attr:`StreamPlan.source_format`) is chosen by :func:`~appliance.sender.conversion.
+    choose_format`: the source's own if the listener plays it, else the best it plays. Raises
+    :class:`UsageError` when the listener plays no L16 at all, saying what it plays.
     """
     properties = listener.properties if listener is not None else None
     if force is not None:
@@ -176,26 +203,8 @@ def plan_stream(
     else:
         wire = Wire.RAW
 
-    pcm = describe_pcm(source_format)
     if wire is Wire.RAW:
-        if source_format.same_pcm(RAW_FORMAT):
-            return StreamPlan(Wire.RAW, source_format)
-        if force is Wire.RAW:
-            raise UsageError(
-                f"{source_name} is {pcm}, but the raw wire (--raw) carries only "
-                f"{describe_pcm(RAW_FORMAT)}: leave out --raw to send it over RTP"
-            )
-        if listener is not None:
-            raise UsageError(
-                f"{source_name} is {pcm}, but listener {listener.name!r} plays only the raw "
-                f"wire's {describe_pcm(RAW_FORMAT)} (it advertises no RTP): convert the audio "
-                "to that (ffmpeg ... -ar 8000 -ac 1 -c:a pcm_s16le) or update the listener"
-            )
-        raise UsageError(
-            f"{source_name} is {pcm}, but the raw wire to {target} carries only "
-            f"{describe_pcm(RAW_FORMAT)}: send by name to an appliance listener (--to NAME) "
-            "or use --rtp"
-        )
+        return StreamPlan(Wire.RAW, RAW_FORMAT.with_ptime(source_format.ptime_ms))
 
     if properties is None or not properties.plays_rtp:
         if listener is not None:
@@ -205,11 +214,13 @@ def plan_stream(
                 listener.name,
             )
         properties = ASSUMED_LISTENER
-    payload_type = listener_payload_type(source_format, properties)
-    if payload_type is None:
+    sent = choose_format(source_format, playable_formats(Wire.RTP, properties))
+    payload_type = None if sent is None else listener_payload_type(sent, properties)
+    if sent is None or payload_type is None:
         who = f"listener {listener.name!r}" if listener is not None else target
         raise UsageError(
-            f"{who} plays no RTP payload type for {source_name} ({pcm} L16); over RTP it "
-            f"plays {describe_rtp_formats(properties)}"
+            f"{who} plays no RTP payload type for {source_name} "
+            f"({describe_pcm(source_format)} L16); over RTP it plays "
+            f"{describe_rtp_formats(properties)}"
         )
-    return StreamPlan(Wire.RTP, source_format, payload_type)
+    return StreamPlan(Wire.RTP, sent, payload_type)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -32,7 +33,7 @@ NO_FIXED_WAIT_TIMEOUT_S = 30.0
         ("localhost", Destination("host", "localhost", PORT)),
         ("localhost:6000", Destination("host", "localhost", 6000)),
         ("pi.example.com", Destination("host", "pi.example.com", PORT)),
-        ("pi:6000", Destination("host", "pi", 6000)),
+        ("pi:6000", Destination("listener", "pi", 6000, port_given=True)),
         ("kitchen", Destination("listener", "kitchen", PORT)),
         (" Living Room ", Destination("listener", "Living Room", PORT)),
     ],
@@ -77,6 +78,33 @@ def test_listener_name_resolves_to_its_address_and_port(advertise: AdvertiseFact
     assert (target.address, target.port) == ("127.0.0.1", 6100)
     assert target.listener is not None and target.listener.name == name
     assert target.describe() == f"{name} (127.0.0.1:6100)"
+
+
+def test_listener_name_with_a_port_resolves_to_its_address_and_that_port(
+    advertise: AdvertiseFactory,
+) -> None:
+    name = unique_name("named-port")
+    advertise(name, port=6110)
+    target = resolve_destination(f"{name}:6111", PORT, LO, NO_FIXED_WAIT_TIMEOUT_S)
+    assert (target.address, target.port) == ("127.0.0.1", 6111)
+    assert target.listener is not None and target.listener.name == name
+
+
+def test_a_name_with_a_port_that_no_listener_has_is_a_host_name_after_all() -> None:
+    host = socket.gethostname()
+    try:
+        address = socket.gethostbyname(host)
+    except OSError:
+        pytest.skip(f"this machine's name {host!r} does not resolve")
+    if "." in host:
+        pytest.skip(f"this machine's name {host!r} has a dot: it is a host name anyway")
+    target = resolve_destination(f"{host}:6000", PORT, LO, 0.3)
+    assert target == ResolvedDestination(address, 6000)
+
+
+def test_an_unknown_name_with_a_port_is_refused_as_a_listener_name() -> None:
+    with pytest.raises(DiscoveryError, match=r"^no listener named 'no-such-listener-zq'"):
+        resolve_destination("no-such-listener-zq:6000", PORT, LO, 0.3)
 
 
 def test_local_host_name_resolves_over_mdns(advertise: AdvertiseFactory) -> None:

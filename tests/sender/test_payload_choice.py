@@ -12,7 +12,8 @@ from appliance.discovery.records import (
     ListenerRecord,
 )
 from appliance.errors import UsageError
-from appliance.sender.plan import ASSUMED_LISTENER, StreamPlan, plan_stream
+from appliance.sender.conversion import choose_format, sendable_format
+from appliance.sender.plan import ASSUMED_LISTENER, StreamPlan, plan_stream, playable_formats
 from appliance.wire import Wire
 from appliance.wire.payload import (
     RTP_DEFAULT_FORMAT,
@@ -45,14 +46,14 @@ OLD_LISTENER = listener_with(ListenerProperties.parse({"rate": "8000", "format":
 def plan(
     fmt: AudioFormat,
     listener: ListenerRecord | None,
-    force: str | None = None,
+    force: Wire | None = None,
 ) -> StreamPlan:
     return plan_stream(
         fmt,
         listener,
         source_name="song.wav",
         target=TARGET if listener is None else f"{listener.name} (192.0.2.20:5005)",
-        force=force,  # type: ignore[arg-type]
+        force=force,
     )
 
 
@@ -96,16 +97,8 @@ def test_a_builtin_type_the_user_remapped_is_not_used() -> None:
     listener = appliance_listener("127=PCMU/8000", "126=L16/16000")
     assert listener.properties.l16_base == 112
     assert listener.properties.rtp_map == ("126=L16/16000", "127=PCMU/8000")
-    with pytest.raises(UsageError) as caught:
-        plan(AudioFormat(48000, 2), listener)
-    assert str(caught.value) == (
-        "listener 'kitchen' plays no RTP payload type for song.wav (48000 Hz stereo L16); "
-        "over RTP it plays L16 8000 Hz mono, L16 8000 Hz stereo, L16 11025 Hz mono, "
-        "L16 11025 Hz stereo, L16 16000 Hz mono, L16 16000 Hz stereo, L16 22050 Hz mono, "
-        "L16 22050 Hz stereo, L16 24000 Hz mono, L16 24000 Hz stereo, L16 32000 Hz mono, "
-        "L16 32000 Hz stereo, L16 44100 Hz mono, L16 44100 Hz stereo, PCMU 8000 Hz mono, "
-        "PCMA 8000 Hz mono"
-    )
+    # 48 kHz stereo is no longer played as L16: the best below it is CD audio, type 10.
+    assert plan(AudioFormat(48000, 2), listener) == StreamPlan(Wire.RTP, AudioFormat(44100, 2), 10)
     assert plan(AudioFormat(16000, 1), listener).payload_type == 126  # its own map first
 
 
@@ -113,8 +106,10 @@ def test_8_khz_mono_without_a_table_uses_a_type_mapped_to_the_default() -> None:
     props = ListenerProperties(rtp=ALL_TYPES, rtp_map=("96=L16/48000/2",))
     assert plan(AudioFormat(8000, 1), listener_with(props)).payload_type == 97
     assert plan(AudioFormat(48000, 2), listener_with(props)).payload_type == 96
-    with pytest.raises(UsageError, match=r"plays no RTP payload type for song.wav \(16000 Hz"):
-        plan(AudioFormat(16000, 1), listener_with(props))
+    # 16 kHz mono: not played; the best not above it is 8000 Hz mono.
+    assert plan(AudioFormat(16000, 1), listener_with(props)) == StreamPlan(
+        Wire.RTP, AudioFormat(8000, 1), 97
+    )
 
 
 def test_an_unreadable_map_entry_is_never_used() -> None:
@@ -155,32 +150,18 @@ def test_an_old_listener_gets_the_raw_wire() -> None:
     assert plan(AudioFormat(8000, 1), OLD_LISTENER).wire == "raw"
 
 
-def test_other_audio_to_an_address_is_refused() -> None:
-    with pytest.raises(UsageError) as caught:
-        plan(AudioFormat(48000, 2), None)
-    assert str(caught.value) == (
-        "song.wav is 48000 Hz stereo, but the raw wire to kitchen (192.0.2.20:5005) carries "
-        "only 8000 Hz mono: send by name to an appliance listener (--to NAME) or use --rtp"
-    )
-
-
-def test_other_audio_forced_raw_is_refused() -> None:
-    with pytest.raises(UsageError) as caught:
-        plan(AudioFormat(16000, 1), appliance_listener(), force=Wire.RAW)
-    assert str(caught.value) == (
-        "song.wav is 16000 Hz mono, but the raw wire (--raw) carries only 8000 Hz mono: "
-        "leave out --raw to send it over RTP"
-    )
-
-
-def test_other_audio_to_an_old_listener_is_refused() -> None:
-    with pytest.raises(UsageError) as caught:
-        plan(AudioFormat(8000, 2), OLD_LISTENER)
-    assert str(caught.value) == (
-        "song.wav is 8000 Hz stereo, but listener 'kitchen' plays only the raw wire's 8000 Hz "
-        "mono (it advertises no RTP): convert the audio to that (ffmpeg ... -ar 8000 -ac 1 "
-        "-c:a pcm_s16le) or update the listener"
-    )
+@pytest.mark.parametrize(
+    ("fmt", "listener", "force"),
+    [
+        pytest.param(AudioFormat(48000, 2), None, None, id="to-an-address"),
+        pytest.param(AudioFormat(16000, 1), appliance_listener(), Wire.RAW, id="forced-raw"),
+        pytest.param(AudioFormat(8000, 2), OLD_LISTENER, None, id="to-an-old-listener"),
+    ],
+)
+def test_other_audio_on_the_raw_wire_is_sent_as_8_khz_mono(
+    fmt: AudioFormat, listener: ListenerRecord | None, force: Wire | None
+) -> None:
+    assert plan(fmt, listener, force=force) == StreamPlan(Wire.RAW, AudioFormat(8000, 1))
 
 
 def test_rtp_forced_to_an_old_listener_warns_and_assumes_the_defaults(
@@ -206,3 +187,40 @@ def test_plan_descriptions() -> None:
         "RTP type 127 (L16 48000 Hz stereo)"
     )
     assert StreamPlan(Wire.RAW, AudioFormat()).describe() == "raw (8000 Hz mono s16le)"
+
+
+# -- what is sent: the conversion rule -----------------------------------------------------
+
+APPLIANCE = playable_formats(Wire.RTP, appliance_listener().properties)
+RAW = {(8000, 1)}
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "playable", "sent"),
+    [
+        pytest.param(44100, 2, APPLIANCE, (44100, 2), id="cd-flac-kept"),
+        pytest.param(44100, 2, RAW, (8000, 1), id="cd-to-raw"),
+        pytest.param(22050, 1, APPLIANCE, (22050, 1), id="22050-kept"),
+        pytest.param(96000, 2, APPLIANCE, (48000, 2), id="96k-down-to-48k"),
+        pytest.param(88200, 6, APPLIANCE, (48000, 2), id="88k2-5.1-to-48k-stereo"),
+        pytest.param(12000, 1, APPLIANCE, (16000, 1), id="12k-up-to-16k"),
+        pytest.param(11000, 2, APPLIANCE, (11025, 2), id="11k-up-to-11025"),
+        pytest.param(48000, 2, {(8000, 1), (44100, 2), (48000, 1)}, (48000, 1), id="rate-first"),
+        pytest.param(32000, 2, {(8000, 1), (44100, 2)}, (8000, 1), id="best-not-above"),
+        pytest.param(8000, 1, {(48000, 2), (16000, 2)}, (16000, 2), id="smallest-above"),
+    ],
+)
+def test_the_format_sent(
+    rate: int, channels: int, playable: set[tuple[int, int]], sent: tuple[int, int]
+) -> None:
+    chosen = choose_format(sendable_format(rate, channels), playable)
+    assert chosen is not None and (chosen.rate, chosen.channels) == sent
+
+
+def test_a_listener_playing_no_l16_gets_nothing() -> None:
+    assert choose_format(AudioFormat(8000, 1), set()) is None
+    assert playable_formats(Wire.RTP, ListenerProperties(rtp=frozenset({0, 8}))) == set()
+
+
+def test_an_appliance_listener_plays_every_supported_format() -> None:
+    assert {(r, c) for r in SUPPORTED_RATES for c in (1, 2)} == APPLIANCE

@@ -9,6 +9,7 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from audio_rig import assert_played, test_signal
 from cli_runner import listening_once, run_appliance
@@ -70,21 +71,31 @@ def test_help_explains_the_wires() -> None:
         "--rate HZ",
         "--channels N",
         "ended by an RTCP BYE",
-        "at 8000, 11025, 16000, 22050, 24000, 32000, 44100 or 48000 Hz",
+        "FILE is any audio file: MP3, AAC/M4A, FLAC, Ogg Vorbis or Opus, WAV or AIFF",
+        "(8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000 Hz)",
+        "--format FMT",
         "built-in L16 table (112-127)",
     ):
         assert text in words
 
 
-def test_48_khz_stereo_to_an_address_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    wav = write_wav(tmp_path / "song.wav", bytes(3840), 48000, 2)
-    result = run_appliance("send", str(wav), "--to", "127.0.0.1:9")
-    assert (result.returncode, result.stderr) == (
-        2,
-        f"appliance send: error: {wav} is 48000 Hz stereo, but the raw wire to 127.0.0.1:9 "
-        "carries only 8000 Hz mono: send by name to an appliance listener (--to NAME) or use "
-        "--rtp\n",
+def test_48_khz_stereo_to_an_address_is_sent_as_8_khz_mono_saying_so(
+    tmp_path: Path, receiver: socket.socket
+) -> None:
+    wav = write_wav(tmp_path / "song.wav", stereo_48k(0.2, seed=20), 48000, 2)
+    port = receiver.getsockname()[1]
+    result = run_appliance("send", str(wav), "--to", f"127.0.0.1:{port}")
+    assert result.returncode == 0, result.stderr
+    first, second = result.stderr.splitlines()
+    assert first == (
+        f"{wav}: 48000 Hz stereo 16-bit PCM WAV, sent as raw 8000 Hz mono (the raw wire's "
+        "only format: --to NAME or --rtp for better)"
     )
+    assert second.startswith(f"sent 0.20 s of audio to 127.0.0.1:{port} in 10 packets")
+    sizes = []
+    while datagram := receiver.recv(65536):
+        sizes.append(len(datagram))
+    assert sizes == [320] * 10
 
 
 def test_an_unsupported_rate_for_raw_input_is_one_line(tmp_path: Path) -> None:
@@ -96,15 +107,24 @@ def test_an_unsupported_rate_for_raw_input_is_one_line(tmp_path: Path) -> None:
     )
 
 
-def test_a_24_bit_wav_is_refused_with_the_ffmpeg_hint(tmp_path: Path) -> None:
-    wav = write_wav(tmp_path / "hi.wav", bytes(600), 48000, 2, width=3)
-    result = run_appliance("send", str(wav), "--to", "127.0.0.1:9")
-    assert result.returncode == 1
-    assert result.stderr == (
-        f"appliance send: error: {wav}: WAV is 48000 Hz, 24-bit, stereo PCM; the appliance "
-        "sends 16-bit PCM, mono or stereo, at 8000, 11025, 16000, 22050, 24000, 32000, 44100 "
-        f"or 48000 Hz. Convert with: ffmpeg -i {wav} -c:a pcm_s16le hi-s16.wav\n"
+def test_a_24_bit_wav_is_sent_rounded_to_16_bits(tmp_path: Path, receiver: socket.socket) -> None:
+    rng = np.random.default_rng(24)
+    samples = rng.integers(-(1 << 23), 1 << 23, size=9600, dtype=np.int32)  # 0.1 s stereo
+    packed = samples.astype("<i4").tobytes()
+    pcm24 = b"".join(packed[i + 1 : i + 4] for i in range(0, len(packed), 4))  # top 3 bytes
+    samples = (samples >> 8) << 8  # what those 3 bytes hold
+    wav = write_wav(tmp_path / "hi.wav", pcm24, 48000, 2, width=3)
+    port = receiver.getsockname()[1]
+    result = run_appliance("send", str(wav), "--to", f"127.0.0.1:{port}", "--rtp")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"{wav}: 48000 Hz stereo 24-bit PCM WAV, sent as L16 48000 Hz stereo"
     )
+    media, _ = receive_until_bye(receiver)
+    l16 = codec_for(Encoding.S16BE)
+    got = np.frombuffer(b"".join(l16.decode(p.payload, 2) for p in media), "<i2")
+    expected = np.clip(np.rint(samples / 65536), -32768, 32767).astype("<i2")
+    assert np.array_equal(got, expected)
 
 
 def test_rtp_and_raw_exclude_each_other(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@ import struct
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from appliance.audio.format import AudioFormat
 from appliance.errors import SourceError
 from appliance.sender.source import open_source
 
@@ -59,50 +61,51 @@ def test_wav_with_extra_chunks_and_streaming_size(tmp_path: Path) -> None:
     assert read_all(path) == PCM[:1000]
 
 
-ACCEPTED = (
-    "16-bit PCM, mono or stereo, at 8000, 11025, 16000, 22050, 24000, 32000, 44100 or 48000 Hz"
-)
-
-
 @pytest.mark.parametrize(
-    ("rate", "channels", "width", "described", "options"),
+    ("rate", "channels", "width", "origin", "sent"),
     [
-        (8000, 1, 1, "8000 Hz, 8-bit, mono PCM", ""),
-        (48000, 2, 3, "48000 Hz, 24-bit, stereo PCM", ""),
-        (44100, 2, 4, "44100 Hz, 32-bit, stereo PCM", ""),
-        (96000, 2, 2, "96000 Hz, 16-bit, stereo PCM", "-ar 48000 "),
-        (88200, 1, 2, "88200 Hz, 16-bit, mono PCM", "-ar 44100 "),
-        (12000, 1, 2, "12000 Hz, 16-bit, mono PCM", "-ar 16000 "),
-        (48000, 6, 2, "48000 Hz, 16-bit, 6-channel PCM", "-ac 2 "),
+        (8000, 1, 1, "8000 Hz mono 8-bit PCM WAV", AudioFormat(8000, 1)),
+        (48000, 2, 3, "48000 Hz stereo 24-bit PCM WAV", AudioFormat(48000, 2)),
+        (44100, 2, 4, "44100 Hz stereo 32-bit PCM WAV", AudioFormat(44100, 2)),
+        (96000, 2, 2, "96000 Hz stereo 16-bit PCM WAV", AudioFormat(48000, 2)),
+        (88200, 1, 2, "88200 Hz mono 16-bit PCM WAV", AudioFormat(48000, 1)),
+        (12000, 1, 2, "12000 Hz mono 16-bit PCM WAV", AudioFormat(16000, 1)),
+        (48000, 6, 2, "48000 Hz 6-channel 16-bit PCM WAV", AudioFormat(48000, 2)),
     ],
 )
-def test_wav_in_another_format_is_refused_naming_both_formats(
-    tmp_path: Path, rate: int, channels: int, width: int, described: str, options: str
+def test_wav_in_another_format_is_decoded_to_the_best_it_can_be_sent_as(
+    tmp_path: Path, rate: int, channels: int, width: int, origin: str, sent: AudioFormat
 ) -> None:
-    path = write_wav(tmp_path / "song.wav", bytes(100 * channels * width), rate, channels, width)
-    with pytest.raises(SourceError) as caught:
-        open_source(path)
-    assert str(caught.value) == (
-        f"{path}: WAV is {described}; the appliance sends {ACCEPTED}. "
-        f"Convert with: ffmpeg -i {path} {options}-c:a pcm_s16le song-s16.wav"
-    )
+    frames = rate // 10  # 0.1 s
+    pcm = (bytes(range(256)) * (frames * channels * width // 256 + 1))[: frames * channels * width]
+    path = write_wav(tmp_path / "song.wav", pcm, rate, channels, width)
+    with open_source(path) as source:
+        assert (source.origin.describe(), source.format) == (origin, sent)
+        assert source.duration_s == pytest.approx(0.1, abs=0.001)
+        assert source.converted
+        pcm = b"".join(source.chunks())
+    assert abs(len(pcm) // sent.frame_bytes - sent.rate // 10) <= 1
 
 
-def test_float_wav_is_refused(tmp_path: Path) -> None:
+def test_float_wav_is_decoded(tmp_path: Path) -> None:
+    samples = np.array([0.5, -0.25, 1.5, -1.0], dtype="<f4")  # 1.5 clips
     fmt = struct.pack("<HHIIHH", 3, 1, 8000, 32000, 4, 32)
+    data = samples.tobytes()
     path = tmp_path / "float.wav"
     path.write_bytes(
         b"RIFF"
-        + struct.pack("<I", 36)
+        + struct.pack("<I", 36 + len(data))
         + b"WAVE"
         + b"fmt "
         + struct.pack("<I", 16)
         + fmt
         + b"data"
-        + struct.pack("<I", 0)
+        + struct.pack("<I", len(data))
+        + data
     )
-    with pytest.raises(SourceError, match="WAV is 8000 Hz, 32-bit, mono floating-point;"):
-        open_source(path)
+    with open_source(path) as source:
+        assert source.origin.describe() == "8000 Hz mono 32-bit float WAV"
+        assert b"".join(source.chunks()) == struct.pack("<4h", 16384, -8192, 32767, -32768)
 
 
 def test_missing_file_is_one_clear_line(tmp_path: Path) -> None:
@@ -117,15 +120,22 @@ def test_directory_is_refused(tmp_path: Path) -> None:
     assert str(caught.value) == f"{tmp_path}: is a directory, not an audio file"
 
 
-def test_mp3_is_recognised_and_refused(tmp_path: Path) -> None:
+def test_an_mp3_with_nothing_in_it_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "song.mp3"
     path.write_bytes(b"ID3\x04\x00" + bytes(100))
     with pytest.raises(SourceError) as caught:
         open_source(path)
     assert str(caught.value) == (
-        f"{path}: looks like an MP3 file; send raw PCM or a WAV file ({ACCEPTED}). "
-        f"Convert with: ffmpeg -i {path} -ar 44100 -ac 2 -c:a pcm_s16le song-s16.wav"
+        f"{path}: not an audio file (Invalid data found when processing input); raw PCM "
+        "must be named .raw or .pcm, or sent with --rate/--channels"
     )
+
+
+def test_a_wav_of_no_samples_is_refused(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "empty.wav", b"")
+    with pytest.raises(SourceError) as caught:
+        open_source(path)
+    assert str(caught.value) == f"{path}: has no audio (8000 Hz mono 16-bit PCM WAV, 0 samples)"
 
 
 def test_truncated_wav_is_refused(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Sources in every format the sender takes: 16-bit WAV at any supported rate, mono or
-stereo; raw PCM with --rate/--channels; and the one-line errors for the rest."""
+"""The sender's fast path: 16-bit WAV at any supported rate, mono or stereo, read bit-exact;
+raw PCM with --rate/--channels/--format; and the one-line errors for the options."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from appliance.audio.format import SUPPORTED_RATES, AudioFormat
+from appliance.audio.format import SUPPORTED_RATES, AudioFormat, Encoding
 from appliance.errors import SourceError, UsageError
-from appliance.sender.source import open_source, raw_pcm_format
+from appliance.sender.source import RawFormat, open_source, raw_pcm_format
+from appliance.wire.codecs import codec_for
 
 
 def write_wav(path: Path, pcm: bytes, rate: int, channels: int, width: int = 2) -> Path:
@@ -23,7 +24,7 @@ def write_wav(path: Path, pcm: bytes, rate: int, channels: int, width: int = 2) 
     return path
 
 
-def read_all(spec: str | Path, raw_format: AudioFormat | None = None) -> bytes:
+def read_all(spec: str | Path, raw_format: RawFormat | None = None) -> bytes:
     with open_source(spec, raw_format) as source:
         return b"".join(source.chunks())
 
@@ -99,25 +100,56 @@ def test_rate_and_channels_that_contradict_a_wav_are_refused(tmp_path: Path) -> 
     with pytest.raises(UsageError) as caught:
         open_source(path, raw_pcm_format(44100, 2))
     assert str(caught.value) == (
-        f"{path}: is a 48000 Hz stereo WAV file; --rate and --channels are only for raw PCM"
+        f"{path}: is a 48000 Hz stereo 16-bit PCM WAV file; --rate, --channels and --format "
+        "are only for raw PCM"
     )
 
 
-def test_alaw_wav_is_refused_with_a_hint(tmp_path: Path) -> None:
+def test_alaw_wav_is_decoded_as_g711_decodes_it(tmp_path: Path) -> None:
+    alaw = bytes(range(256)) * 8
     fmt = struct.pack("<HHIIHH", 6, 1, 8000, 8000, 1, 8)
-    body = b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", 0)
+    body = b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(alaw))
     path = tmp_path / "alaw.wav"
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-    with pytest.raises(SourceError) as caught:
-        open_source(path)
-    assert str(caught.value).startswith(f"{path}: WAV is 8000 Hz, 8-bit, mono A-law; ")
-    assert str(caught.value).endswith(f"Convert with: ffmpeg -i {path} -c:a pcm_s16le alaw-s16.wav")
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body) + len(alaw)) + body + alaw)
+    with open_source(path) as source:
+        assert (source.origin.describe(), source.format) == (
+            "8000 Hz mono A-law",
+            AudioFormat(8000, 1),
+        )
+        assert b"".join(source.chunks()) == codec_for(Encoding.PCMA).decode(alaw, 1)
 
 
-def test_flac_is_refused_with_a_hint(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sample", "data", "expected"),
+    [
+        ("s16be", struct.pack(">3h", 1, -2, 32767), struct.pack("<3h", 1, -2, 32767)),
+        ("u8", bytes([0, 128, 255]), struct.pack("<3h", -32768, 0, 32512)),
+        (
+            "s32le",
+            struct.pack("<3i", 1 << 16, -(3 << 15), 0x7FFFFFFF),
+            struct.pack("<3h", 1, -1, 32767),
+        ),
+        ("f32le", struct.pack("<3f", 0.5, -1.0, 2.0), struct.pack("<3h", 16384, -32768, 32767)),
+    ],
+)
+def test_raw_sample_formats_become_s16le(
+    tmp_path: Path, sample: str, data: bytes, expected: bytes
+) -> None:
+    path = tmp_path / "a.pcm"
+    path.write_bytes(data)
+    assert read_all(path, raw_pcm_format(sample=sample)) == expected
+
+
+def test_an_unknown_raw_format_names_the_flag() -> None:
+    with pytest.raises(UsageError) as caught:
+        raw_pcm_format(sample="s24le")
+    assert str(caught.value) == "--format: 's24le' is not one of s16le, s16be, u8, s32le, f32le"
+
+
+def test_flac_that_is_not_flac_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "tune.flac"
     path.write_bytes(b"fLaC" + bytes(100))
     with pytest.raises(SourceError) as caught:
         open_source(path)
-    assert str(caught.value).startswith(f"{path}: looks like a FLAC file; send raw PCM or a WAV")
+    assert str(caught.value).startswith(f"{path}: not an audio file (")
     assert "\n" not in str(caught.value)
