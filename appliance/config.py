@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 from appliance.errors import UsageError
 from appliance.listener.defaults import (
+    DEFAULT_BUFFER_MS,
     DEFAULT_MAX_LATENCY_MS,
     DEFAULT_PERIOD_MS,
     MAX_PERIOD_MS,
@@ -74,7 +75,7 @@ class ListenSection:
 
     port: int = DEFAULT_PORT
     bind: str = "0.0.0.0"
-    buffer_ms: int = 60
+    buffer_ms: int = DEFAULT_BUFFER_MS
     timeout_s: float = 5.0
     device: str | None = None
     """Output device name (or part of it); None = the system default (TOML: ``""``)."""

@@ -58,8 +58,9 @@ def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
         "--buffer-ms",
         type=int,
         metavar="MS",
-        help="the starting latency target: audio buffered before playing, in ms. It then "
-        "follows the network: up when packets come late, slowly down while they are on time "
+        help="the starting latency target, in ms: a stream starts playing this long after its "
+        "audio would have come over the fastest path seen. It then follows the network: up "
+        "when more than 1%% of the packets come late, slowly down while they are on time "
         f"(default: {DEFAULT_BUFFER_MS})",
     )
     parser.add_argument(

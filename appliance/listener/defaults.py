@@ -3,9 +3,12 @@ listener and the configuration file's validation."""
 
 from __future__ import annotations
 
-DEFAULT_BUFFER_MS = 60
-"""The starting latency target: three 20 ms packets. It then follows the network (between
-MIN_BUFFER_MS and the ceiling) unless fixed."""
+DEFAULT_BUFFER_MS = 90
+"""The starting latency target: playout starts this long after the stream's first packet would
+have arrived over the fastest path seen (see the playout buffer). Enough for Wi-Fi's +-30 ms of
+jitter from the first packet on (a 60 ms start had to grow during the first seconds, and every
+move shifts the timeline); it then follows the network (between the floor and the ceiling)
+unless fixed, coming down on a clean LAN."""
 LATENCY_FLOOR_MARGIN_MS = 10
 """The adaptive target goes no lower than the output period plus this (and MIN_BUFFER_MS):
 with the default 30 ms period, 40 ms; with --period-ms 10, 20 ms."""

@@ -243,7 +243,9 @@ class SessionManager:
         self._session = session
         self._depacketizer = depacketizer
         self._jitter = InterarrivalJitter(depacketizer.format.rate)
-        self._buffer.begin_stream(depacketizer.format)
+        self._buffer.begin_stream(
+            depacketizer.format, timed=depacketizer.wire is Wire.RTP
+        )
         self._before = self._buffer.stats()
         self._buffer.reset_peak()
         log.info(session.start_line())

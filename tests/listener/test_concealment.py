@@ -5,6 +5,7 @@ import numpy.typing as npt
 import pytest
 
 from appliance.audio.format import AudioFormat, Encoding
+from appliance.listener.playout import interpolation
 from appliance.listener.playout.concealment import Concealer
 
 Samples = npt.NDArray[np.int16]
@@ -462,9 +463,31 @@ def test_interpolation_beats_extrapolation_on_speech_like_audio(ahead_ms: int) -
 
 def test_too_little_audio_after_a_gap_is_extrapolated_as_without_it() -> None:
     signal = harmonics(0.007, 8000, 1200, [6000, 3000, 1500])
+    order = interpolation.order_for(8000)
+    assert order == 120  # 15 ms: what the least-squares interpolation needs on each side
     results = []
-    for following in (b"", pcm(signal[600 : 600 + 200])):  # 25 ms < 35 ms
+    for following in (b"", pcm(signal[600 : 600 + order - 1])):  # 14.9 ms < 15 ms
         concealer = Concealer(AudioFormat(rate=8000))
         concealer.played(pcm(signal[:440]))
         results.append(concealer.conceal(160, gap_frames=160, following=following))
+        assert concealer.blending  # and blended back into the real audio
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("ahead", [120, 200, 279])
+def test_15_to_35_ms_after_a_short_gap_is_enough_to_interpolate_it(ahead: int) -> None:
+    """From 15 ms after the gap (the prediction order) on: the least-squares interpolation,
+    though the pitch-based one needs 35 ms (min_following_frames)."""
+    signal = harmonics(0.007, 8000, 1200, [6000, 3000, 1500])
+    truth = signal[440:600].astype(np.float64)
+    following = pcm(signal[600 : 600 + ahead])
+    concealer = Concealer(AudioFormat(rate=8000))
+    assert ahead < concealer.min_following_frames == 280
+    concealer.played(pcm(signal[:440]))
+    filled = concealer.conceal(160, gap_frames=160, following=following)
+    past = samples(pcm(signal[:440]))[-concealer.history_frames :]
+    expected = interpolation.interpolate(past, samples(following), 160, order=120)
+    assert filled == pcm(np.clip(np.rint(expected[:, 0]), -32768, 32767).astype("<i2"))
+    assert concealer.played(following) is following  # it ends where the real audio starts
+    error = samples(filled)[:, 0] - truth
+    assert float(np.sum(error**2)) < 0.01 * float(np.sum(truth**2))  # within -20 dB

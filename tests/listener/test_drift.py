@@ -14,7 +14,7 @@ from appliance.audio.format import AudioFormat
 from appliance.listener.depacketizer import Frame
 from appliance.listener.playout.buffer import Phase, PlayoutBuffer
 from appliance.listener.playout.drift import QUIET_PEAK, SETTLE_S, DriftControl
-from appliance.listener.playout.latency import LatencyTarget
+from appliance.listener.playout.latency import CALM_S, UPDATE_S, LatencyTarget
 
 Samples = npt.NDArray[np.int16]
 
@@ -462,13 +462,23 @@ def test_the_depth_follows_target_moves(kind: str, within_s: float) -> None:
 
 @pytest.mark.parametrize(("kind", "within_s"), [("speech", 2.0), ("tone", 25.0)])
 def test_the_depth_follows_an_adaptive_target_down(kind: str, within_s: float) -> None:
-    """A perfect network: the adaptive target comes down from 100 ms in 5 ms steps (the
-    resampler lets a single step wait in its dead band until the next one)."""
+    """A perfect network: the adaptive target comes down from 100 ms by a quarter of the spare
+    slack at a time, once every CALM_S (from the first packet, then from each step): five
+    steps in two minutes, each followed by the depth."""
     latency = LatencyTarget(100, 20, 200, adaptive=True)
-    sim = Sim(signal_for(kind, 60), latency=latency).run()
+    sim = Sim(signal_for(kind, 120), latency=latency).run()
     moves = reference_moves(sim)
-    assert latency.lowerings == len(moves) >= 4
+    assert latency.lowerings == len(moves) == 5
     assert latency.raises == 0
+    assert latency.target_ms < 60
+    # Each step at the first update (every UPDATE_S, on a read) once CALM_S has passed: from
+    # the first packet pushed while playing (at 100 ms), then from the step before.
+    first_packet = 0.1
+    assert CALM_S <= moves[0][0] - first_packet < CALM_S + UPDATE_S + PERIOD_S
+    for (a, _), (b, _) in itertools.pairwise(moves):
+        assert CALM_S <= b - a < CALM_S + UPDATE_S + PERIOD_S
+    # Down every time.
+    assert all(after < before for (_, before), (_, after) in itertools.pairwise(moves))
     for t, _ in moves:
         took = time_to_follow(sim, t, 3.0)
         assert took is not None and took <= within_s, (t, took)

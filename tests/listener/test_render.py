@@ -17,6 +17,7 @@ S = ListenerState
 
 def make() -> tuple[PlayoutBuffer, StateMachine, Playout]:
     buffer = PlayoutBuffer(target_ms=40, capacity_s=2.0, drain_tail_ms=40)
+    buffer.begin_stream(RAW_FORMAT, timed=False)  # running dry is an underrun, not concealed
     machine = StateMachine()
     machine.set(S.WAITING)
     playout = Playout(buffer, machine)

@@ -9,10 +9,17 @@ the capacity and the drain tail are durations, so they mean the same at 8 kHz an
 
 Its phases drive the listener's playout states::
 
-    WAITING --data--> BUFFERING --target reached--> PLAYING --ran dry--> UNDERRUN
-                                                       ^                     |
-                                                       +----target reached---+
+    WAITING --data--> BUFFERING --target due--> PLAYING --ran dry--> UNDERRUN
+                                                    ^                     |
+                                                    +----target reached---+
     end of stream (any playing phase) --> DRAINING --rest + tail of silence--> WAITING
+
+A stream starts when its first frame is due: when it would hold the target, had every frame
+come over the fastest path seen so far (each frame's arrival time less its position). Without
+jitter that is the moment the frame completing the target arrives, as "depth >= target" would
+have it; with jitter it is never later, and earlier when the first frames were the fast ones:
+the latency is then the target behind the fastest path, not behind whichever frame happened to
+complete the target.
 
 An underrun is counted when playing resumes after it: running dry at the very end of a stream
 is how every stream without an end-of-stream marker ends, not a fault.
@@ -21,7 +28,9 @@ Frames carry a position (their first sample frame's index), so gaps, late and re
 are handled by position: a reordered frame takes its place, a duplicate is dropped, a frame
 older than the play cursor is dropped and counted late, and a gap met while playing (a lost
 packet) is concealed (:class:`~appliance.listener.playout.concealment.Concealer`): the timeline
-is kept, a stream plays for exactly its duration.
+is kept, a stream plays for exactly its duration. The audio held after the gap goes to the
+concealer with it (interpolated from both sides); a gap met blind, the buffer having run dry,
+is re-planned into the real audio once that arrives.
 
 The target depth is a :class:`~appliance.listener.playout.latency.LatencyTarget`, fed with the
 slack of every packet pushed while playing and moved by its reader
@@ -31,6 +40,7 @@ slack of every packet pushed while playing and moved by its reader
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import time
 from collections import deque
@@ -48,10 +58,17 @@ EXPAND_MS = 250.0
 """Running dry mid-stream is concealed for this long (or the target, if longer): the
 concealment fades to silence by 60 ms, then silence keeps the timeline while a burst of losses
 lasts (the packets after it come in time); past it the buffer refills as after an underrun."""
-EXPAND_AFTER_S = 2.0
-"""...and only once the stream has played this long: before that, the target has not yet
-learnt the sender's pattern (ffmpeg sends 40 ms packets in pairs), and refilling costs only a
-few ms of latency at the start, no audio."""
+START_DEPTH_FACTOR = 2.0
+"""A stream starts once its first frame is due (see :meth:`PlayoutBuffer.read`), or at once when
+it holds this many times the target: a sender ahead of real time (the seed's, at twice it)."""
+EXPAND_AFTER_S = 0.5
+"""...and only once the stream has played this long: at first, the output's own start-up (a
+PortAudio stream asks for two or three periods at once to fill its queue) and the sender's
+pattern (ffmpeg sends 40 ms packets in pairs, GStreamer 87 ms ones) can run the buffer dry
+with nothing lost; refilling then costs a short pause and no audio."""
+START_LEAD_MS = 10.0
+"""A stream of packets longer than a read starts at least one read and this much after its first
+packet came (over the fastest path): the next one has that long to come before it is needed."""
 EXPAND_RECENT_S = 0.3
 """Running dry is concealed only if a packet came this recently (or within twice the target):
 a burst of losses leaves the stream silent for a while; a sender that finished long ago (the
@@ -138,6 +155,13 @@ class PlayoutBuffer:
         self.clock = clock
         self._last_push_at = 0.0
         self._last_push_samples = 0
+        self._played_before = 0
+        """Sample frames played before the current stream began."""
+        self._timed = True
+        """Positions follow the sender's clock (see :meth:`begin_stream`)."""
+        self._anchor = math.inf
+        """The earliest (arrival time - position / rate) of the stream's frames: when its
+        position 0 would have arrived over the fastest path seen."""
         self.drain_tail_ms = drain_tail_ms
         self._lock = threading.Lock()
         self._frames: deque[Frame] = deque()
@@ -151,8 +175,6 @@ class PlayoutBuffer:
         self._stream_number = 0
         self._expanded = 0
         """Sample frames concealed since the buffer last ran dry (reset by real audio)."""
-        self._played_before = 0
-        """Sample frames played before the current stream began."""
         self.control = ControlReport()
         self._set_format(audio_format)
 
@@ -241,6 +263,7 @@ class PlayoutBuffer:
             stats.samples_in += frame.samples
             now = self.clock()
             self._last_push_at, self._last_push_samples = now, frame.samples
+            self._anchor = min(self._anchor, now - frame.position / self._format.rate)
             cursor = self._cursor
             if cursor is not None and self._phase is Phase.PLAYING:
                 slack = frame.position - cursor
@@ -261,8 +284,14 @@ class PlayoutBuffer:
             if self._phase is Phase.WAITING:
                 self._phase = Phase.BUFFERING
 
-    def begin_stream(self, audio_format: AudioFormat) -> bool:
+    def begin_stream(self, audio_format: AudioFormat, *, timed: bool = True) -> bool:
         """A new stream starts: any drain of the previous one becomes ordinary playing.
+
+        ``timed``: its frames are positioned by the sender's clock (RTP timestamps), so a frame
+        missing when its time comes is lost or late, and running dry is concealed with the
+        timeline kept. False (the raw wire, positioned back to back as frames arrive): a frame
+        missing is only late, and what comes next is the next audio; running dry is then an
+        underrun, or the cursor would skip the late audio.
 
         A stream in another rate or channel count cannot follow on from the one draining: what
         is left of that is dropped (and counted), and the buffer restarts in the new format.
@@ -270,10 +299,12 @@ class PlayoutBuffer:
         """
         with self._lock:
             self._end_of_stream = False
+            self._timed = timed
             self._stream_number += 1
             self._played_before = self._stats.samples_played
             self.control = ControlReport()
             self.latency.restart()
+            self._anchor = math.inf
             changed = not audio_format.same_pcm(self._format)
             if changed:
                 self._stats.dropped += self._depth
@@ -310,6 +341,7 @@ class PlayoutBuffer:
         self._frames.clear()
         self._depth = 0
         self._cursor = None
+        self._anchor = math.inf
         self._phase = Phase.WAITING
         self._end_of_stream = False
 
@@ -319,8 +351,10 @@ class PlayoutBuffer:
         """Exactly ``n_frames`` sample frames of audio, padded with silence where there is none."""
         frame_bytes = self._format.frame_bytes
         with self._lock:
-            refilling = self._phase in (Phase.BUFFERING, Phase.UNDERRUN)
-            resuming = refilling and self._depth >= self.target
+            if self._phase is Phase.BUFFERING:
+                resuming = self._start_due(n_frames)
+            else:
+                resuming = self._phase is Phase.UNDERRUN and self._depth >= self.target
             if resuming:
                 if self._phase is Phase.UNDERRUN:
                     self._stats.underruns += 1
@@ -396,8 +430,10 @@ class PlayoutBuffer:
         the whole gap, when the frames after it are held (it is then interpolated)."""
         assert self._cursor is not None
         concealer = self._concealer
+        # The audio after the gap, when it is in hand: the gap is then interpolated (one begun
+        # blind, the buffer having run dry, is re-planned from here).
         following = b""
-        if gap_frames and not concealer.concealing:
+        if gap_frames:
             following = self._held_audio(concealer.history_frames)
         erasures = concealer.erasures
         audio = concealer.conceal(n_frames, gap_frames=gap_frames, following=following)
@@ -405,6 +441,30 @@ class PlayoutBuffer:
         self._stats.concealed += n_frames
         self._cursor += n_frames
         return audio
+
+    def _start_due(self, n_frames: int) -> bool:
+        """Whether a stream may start: it would hold the target now had every frame come over
+        the fastest path seen so far (or it holds the target twice over already). The frame
+        that completes the target is taken to be as long as the head frame (senders keep one
+        packet size).
+
+        Packets longer than a read (``n_frames``) are another matter: the reads then need the
+        next packet a read after the start, whatever the target. Such a stream starts at least
+        a read and :data:`START_LEAD_MS` after its first packet came (over the fastest path):
+        GStreamer's rtpL16pay sends 87 ms packets, which a 90 ms target would start on at once
+        and run dry before the second.
+        """
+        if not self._frames:
+            return False
+        if self._depth >= START_DEPTH_FACTOR * self.target:
+            return True
+        head = self._frames[0]
+        # The audio up to the target's end (the last frame of it carries its own length).
+        ahead = self.target - head.samples
+        if head.samples > n_frames:
+            ahead = max(ahead, n_frames + round(self._format.rate * START_LEAD_MS / 1000))
+        due = self._anchor + (head.position + ahead) / self._format.rate
+        return self.clock() >= due
 
     def _held_audio(self, max_frames: int) -> bytes:
         """Up to ``max_frames`` of the audio held from the head on, while it is contiguous."""
@@ -423,7 +483,12 @@ class PlayoutBuffer:
         """Whether running dry is concealed rather than an underrun: only while playing a live
         stream (a packet came within :data:`EXPAND_RECENT_S`: a sender far ahead of real time,
         as the seed's, has simply finished), for at most :data:`EXPAND_MS` or the target."""
-        if self._phase is not Phase.PLAYING or self._end_of_stream or self._cursor is None:
+        if (
+            not self._timed
+            or self._phase is not Phase.PLAYING
+            or self._end_of_stream
+            or self._cursor is None
+        ):
             return False
         if self._stats.samples_played - self._played_before < EXPAND_AFTER_S * self._format.rate:
             return False

@@ -49,6 +49,23 @@ scaled to the stream's rate and applied to mono or stereo:
 A gap with no history (at the start, after :meth:`~Concealer.interrupt`) is concealed with
 silence, and the audio after it is not blended.
 
+**Both sides known.** A jitter buffer often holds the audio after a gap before the gap is
+played. :meth:`~Concealer.conceal` then takes it (``following``) and interpolates instead, so
+that the gap ends exactly where the real audio starts (no blend):
+
+* a short gap (up to 40 ms at 8 kHz, 20 ms at 16 kHz; at least 15 ms known on each side) by
+  least-squares autoregressive interpolation (:mod:`~appliance.listener.playout.interpolation`):
+  on the listener's PESQ benchmark it beat the pitch-based methods by 0.3 to 0.4 at 5 % loss;
+* a longer gap with at least 35 ms after it: the past's pitch-period continuation cross-faded
+  (raised cosine) into the future's continuation run backwards, each with its own period, both
+  fading as an extrapolation does from their own edge of the gap (silent 60 ms from it);
+* a longer gap with less after it (a burst of losses that ran the buffer dry): the extrapolation
+  goes on, and only its last 40 ms (20 ms at 16 kHz) are interpolated into the real audio.
+
+A gap begun blind (``following`` empty: the buffer ran dry, its end not in hand) is re-planned
+by the first call that brings ``following``: the rest of it is interpolated from what was
+played, the concealment so far included.
+
 Costs. :meth:`~Concealer.played` without a blend due does no numpy work: it appends to the
 history bytes (a copy of at most 48.75 ms of audio, 9.4 kB at 48 kHz stereo) and returns its
 argument. The work is done once per gap, by its first :meth:`~Concealer.conceal`: the pitch
@@ -88,6 +105,7 @@ import numpy.typing as npt
 
 from appliance.audio.format import AudioFormat
 from appliance.audio.pcm import S16LE, SAMPLE_MAX, SAMPLE_MIN
+from appliance.listener.playout import interpolation
 
 STEP_MS = 10
 """The reference's frame: the pitch buffer grows and the attenuation starts at multiples of it."""
@@ -188,7 +206,10 @@ class Concealer:
         """The whole fade of the current gap (60 ms), or the whole interpolated gap, or None
         when it had no history."""
         self._interpolated = 0
-        """Length of the current gap when it was interpolated (0: extrapolated)."""
+        """Where the current gap ends (frames into it) when it was interpolated (0: it is
+        extrapolated)."""
+        self._synth_origin = 0
+        """Frames into the gap at which the synthesis starts (re-planned gaps: not 0)."""
         self._blend_in: Floats | None = None
         """Weights of the real audio in the blend being played, shape (length, 1)."""
         self._blend_from: Floats | None = None
@@ -256,12 +277,12 @@ class Concealer:
         Successive calls without :meth:`played` in between continue the same gap. With no
         history, silence.
 
-        When the audio after the gap is already known (a jitter buffer holds it), the first call
-        of a gap may pass ``gap_frames``, the gap's whole length, and ``following``, the audio
-        that comes after it (at least :attr:`min_following_frames`, up to the history's length):
-        the gap is then interpolated -- the continuation of the past cross-faded (raised cosine)
-        into the continuation of the future run backwards, each side's pitch period found in its
-        own audio -- so that it ends where the real audio starts and needs no blend.
+        When the audio after the gap is already known (a jitter buffer holds it), a call may
+        pass ``gap_frames``, the rest of the gap from here, and ``following``, the audio that
+        comes after it (up to the history's length): the gap is then interpolated (see the
+        module's description) so that it ends where the real audio starts and needs no blend.
+        The first such call of a gap plans it; later ones of an interpolated gap change
+        nothing.
         """
         if n_frames < 0:
             raise ValueError(f"cannot conceal {n_frames} frames")
@@ -269,8 +290,10 @@ class Concealer:
             return b""
         if not self._in_erasure:
             self._start_erasure(gap_frames, following)
+        elif gap_frames and following and not self._interpolated and self._history:
+            self._plan(gap_frames, following)
         fb = self._frame_bytes
-        start = self._erasure_frames * fb
+        start = (self._erasure_frames - self._synth_origin) * fb
         size = n_frames * fb
         synth = self._synth
         if synth is None or start >= len(synth):
@@ -314,6 +337,7 @@ class Concealer:
         self._in_erasure = True
         self._erasure_frames = 0
         self._interpolated = 0
+        self._synth_origin = 0
         self._blend_in = None  # a gap during a blend: the blend is abandoned
         self._blend_from = None
         if not self._history:
@@ -321,13 +345,66 @@ class Concealer:
             return
         past = self._as_history(self._history)
         self._pitch = self._find_pitch(_mono(past))
+        self._synth = _to_pcm(self._synthesize(past, self._pitch))
+        if gap_frames and following:
+            self._plan(gap_frames, following)
+
+    def _plan(self, gap_frames: int, following: bytes) -> None:
+        """Interpolate the rest of the gap (``gap_frames`` from here) into ``following``, the
+        audio after it, if enough is known; else the extrapolation goes on. A gap begun blind
+        (the buffer ran dry: its end was not in hand) is re-planned so when its end arrives."""
+        filled = self._interpolation(gap_frames, following)
+        if filled is not None:
+            self._synth = _to_pcm(filled)
+            self._synth_origin = self._erasure_frames
+            self._interpolated = self._erasure_frames + gap_frames
+
+    def _interpolation(self, gap_frames: int, following: bytes) -> Floats | None:
+        """The rest of the gap, from the history (what was played, the concealment so far
+        included) into ``following``; None when too little of either is known."""
+        rate = self._format.rate
+        order = interpolation.order_for(rate)
+        past = self._as_history(self._history)
+        past_frames = len(self._history) // self._frame_bytes
         future_frames = len(following) // self._frame_bytes
-        if gap_frames <= 0 or future_frames < self.min_following_frames:
-            self._synth = _to_pcm(self._synthesize(past, self._pitch))
-            return
-        # Both sides known: the past's continuation into the future's, run backwards.
+        known = np.frombuffer(following, dtype=S16LE).reshape(-1, self._channels)
+        if interpolation.can_interpolate(rate, gap_frames, past_frames, future_frames):
+            # A short gap: the most likely audio under a linear-prediction model of both sides.
+            return interpolation.interpolate(
+                past[self._history_frames - past_frames :],
+                known.astype(np.float64),
+                gap_frames,
+                order,
+            )
+        if future_frames >= self.min_following_frames:
+            return self._pitch_interpolation(past, gap_frames, following)
+        longest = interpolation.max_gap_frames(rate)
+        if gap_frames <= longest or not interpolation.can_interpolate(
+            rate, longest, past_frames, future_frames
+        ):
+            return None
+        # A long gap and a short future (a burst of losses that ran the buffer dry): the
+        # extrapolation goes on, and only its end is interpolated into the real audio.
+        head = self._extrapolation(gap_frames - longest)
+        before = np.concatenate([past[self._history_frames - past_frames :], head])
+        tail = interpolation.interpolate(before, known.astype(np.float64), longest, order)
+        return np.concatenate([head, tail])
+
+    def _extrapolation(self, frames: int) -> Floats:
+        """The next ``frames`` of the current extrapolation (silence past its fade)."""
+        out = np.zeros((frames, self._channels), dtype=np.float64)
+        synth = self._synth
+        if synth is not None:
+            start = (self._erasure_frames - self._synth_origin) * self._frame_bytes
+            piece = np.frombuffer(synth[start : start + frames * self._frame_bytes], dtype=S16LE)
+            out[: piece.size // self._channels] = piece.reshape(-1, self._channels)
+        return out
+
+    def _pitch_interpolation(self, past: Floats, gap_frames: int, following: bytes) -> Floats:
+        """The past's continuation cross-faded into the future's, run backwards, each with its
+        own period (for gaps too long for the linear-prediction interpolation)."""
         gain = self._interpolation_gain(gap_frames)
-        forward = self._synthesize(past, self._pitch, gap_frames, gain)
+        forward = self._synthesize(past, self._find_pitch(_mono(past)), gap_frames, gain)
         # Run backwards: the audio just after the gap ends the "history" the future's
         # continuation is made from (a short future is preceded by silence, as a short past).
         ahead = np.frombuffer(following[: self._history_bytes], dtype=S16LE)
@@ -337,8 +414,8 @@ class Concealer:
         into = (0.5 - 0.5 * np.cos(np.pi * (np.arange(gap_frames) + 0.5) / gap_frames))[
             :, np.newaxis
         ]
-        self._synth = _to_pcm(forward * (1.0 - into) + backward[::-1] * into)
-        self._interpolated = gap_frames
+        result: Floats = forward * (1.0 - into) + backward[::-1] * into
+        return result
 
     def _as_history(self, pcm: bytes) -> Floats:
         """``pcm`` as ``history_frames`` float frames, preceded by silence if shorter."""
@@ -363,7 +440,7 @@ class Concealer:
             return  # an interpolated gap ends where the real audio starts: nothing to blend
         length = self.blend_frames(self._erasure_frames, self._pitch)
         fb = self._frame_bytes
-        start = self._erasure_frames * fb
+        start = (self._erasure_frames - self._synth_origin) * fb
         following = np.zeros((length, self._channels), dtype=np.float64)
         tail = np.frombuffer(synth[start : start + length * fb], dtype=S16LE)
         following[: tail.size // self._channels] = tail.reshape(-1, self._channels)

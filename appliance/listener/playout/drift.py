@@ -234,10 +234,12 @@ class DriftControl:
                 return self._remember(audio)
             if self._is_burst(elapsed):
                 return audio
-            # What packet and read sizes add to the target, at most: a level further off (a
+            # Above the target, what packet and read sizes add at most: a level further up (a
             # burst after a stall) is latency to give back, not the stream's natural level.
+            # Below it, whatever it is: the stream started once the target had passed since the
+            # fastest packet's arrival, so the level is lower by how much the others were later.
             bound = (buffer.last_frame_samples + n_frames) // 2
-            self._offset = max(-bound, min(bound, self._level - buffer.target))
+            self._offset = min(bound, self._level - buffer.target)
             self._settled_level = self._level
             self._excess = self._played = 0
         elif self._is_burst(elapsed):

@@ -3,16 +3,19 @@
 A packet's *slack* is how long before its first sample is due to be played it arrives: the
 distance from the play cursor to its position, when it is pushed into the buffer. A packet with
 negative slack came too late (its place was already played, concealed). Jitter shows as spread in
-the slack; the target is set so that nearly all packets keep a small positive margin:
+the slack; the target is set so that nearly all packets come in time:
 
-* every :data:`UPDATE_S`, the :data:`ON_TIME` quantile (the 2nd percentile) of the slack over
-  the last :data:`WINDOW_S` is compared with :data:`MARGIN_MS`;
-* below it, the target rises at once by the shortfall, at most :data:`MAX_RAISE_MS` at a time
-  (late packets are concealed, which costs quality: latency is cheaper); a buffer that ran
-  dry mid-stream raises it by :data:`UNDERRUN_STEP_MS` too;
-* above it by more than :data:`LOWER_HYSTERESIS_MS` for a whole window, the target comes down
-  by a quarter of the spare (at least :data:`LOWER_STEP_MS`), at most once per window: slowly,
-  as WebRTC's NetEq does, since a brief calm is no promise;
+* every :data:`UPDATE_S`, the :data:`ON_TIME` quantile (the 1st percentile) of the slack over
+  the last :data:`WINDOW_S` is compared with :data:`MARGIN_MS` (0: on time);
+* below it, the target rises at once by the shortfall, at most :data:`MAX_RAISE_MS` at a time;
+  a buffer that ran dry mid-stream raises it by :data:`UNDERRUN_STEP_MS` too. One late packet in
+  a hundred is left to the concealment: a short gap interpolated from both sides is nearly
+  inaudible, while every move of the target shifts the timeline (a pause stretched), which
+  PESQ scores worse than a concealed packet;
+* above it by more than :data:`LOWER_HYSTERESIS_MS` for a whole window, and nothing having moved
+  the target for :data:`CALM_S` (from the stream's first packet on), the target comes down by a
+  quarter of the spare (at least :data:`LOWER_STEP_MS`): slowly, as WebRTC's NetEq does, since a
+  brief calm is no promise;
 * always within ``[floor_ms, ceiling_ms]``.
 
 This is the percentile-of-delays rule of WebRTC's NetEq (its delay manager keeps the 97th
@@ -34,16 +37,21 @@ WINDOW_S = 10.0
 MAX_OBSERVATIONS = 2000
 """Bound on the observations kept, whatever the packet rate (10 s of 5 ms packets)."""
 UPDATE_S = 1.0
-ON_TIME = 0.02
-"""The slack quantile that must keep the margin: 98 % of packets on time with room to spare."""
-MARGIN_MS = 10.0
-"""Room left for the timing of the audio callback and the receiving thread: a busy Pi (or a
-busy test machine) wakes them 5 to 10 ms late now and then."""
+ON_TIME = 0.01
+"""The slack quantile that must keep the margin: 99 % of packets on time."""
+MARGIN_MS = 0.0
+"""Room asked beyond "on time". None: a packet that misses its time (a busy Pi wakes the
+receiving thread late now and then) is concealed, which with a short gap's interpolation is
+nearly inaudible; moving the target shifts the timeline (a pause stretched or shortened), which
+PESQ scores worse than a concealed packet. The target rises when more than 1 % are late."""
 MIN_OBSERVATIONS = 20
 UNDERRUN_STEP_MS = 10.0
 MAX_RAISE_MS = 40.0
 LOWER_HYSTERESIS_MS = 10.0
 LOWER_STEP_MS = 5.0
+CALM_S = 2 * WINDOW_S
+"""The target comes down only after this long with no move (and from a stream's first packet):
+a stream's first seconds are no promise of calm, and every move shifts the timeline."""
 
 
 class LatencyTarget:
@@ -61,7 +69,7 @@ class LatencyTarget:
         self.target_ms = self.start_ms
         self._slack: deque[tuple[float, float]] = deque(maxlen=MAX_OBSERVATIONS)
         self._next_update = 0.0
-        self._last_change = 0.0
+        self._last_change: float | None = None
         self.raises = 0
         self.lowerings = 0
 
@@ -73,12 +81,14 @@ class LatencyTarget:
         self.target_ms = self.start_ms
         self._slack.clear()
         self._next_update = 0.0
-        self._last_change = 0.0
+        self._last_change = None
 
     def observe(self, slack_ms: float, now: float) -> None:
         """A packet arrived ``slack_ms`` before its first sample is due (negative: too late)."""
         if self.adaptive:
             self._slack.append((now, slack_ms))
+            if self._last_change is None:
+                self._last_change = now
 
     def underrun(self, now: float) -> None:
         """The buffer ran dry mid-stream: more latency is needed."""
@@ -111,7 +121,8 @@ class LatencyTarget:
         if (
             spare > LOWER_HYSTERESIS_MS
             and window_full
-            and now - self._last_change >= WINDOW_S
+            and self._last_change is not None
+            and now - self._last_change >= CALM_S
         ):
             # A quarter of the spare, at least LOWER_STEP_MS: far above what is needed (after a
             # stall) comes down in a few windows, near it in small steps.
