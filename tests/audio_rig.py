@@ -53,6 +53,8 @@ SAMPLE_BYTES = 2
 INT16_MAX = 32767
 SINK_NAME = "testsink"
 MONITOR_NAME = f"{SINK_NAME}.monitor"
+MONITOR_PCM = "rig_monitor"
+"""The ALSA name of the sink's monitor as an input (:meth:`AudioSink.add_monitor_input`)."""
 
 READY_TIMEOUT_S = 10.0
 """How long to wait for the daemon (and for parec's stream) before failing; normally ~50 ms."""
@@ -79,7 +81,7 @@ NO_DEVICE_ASOUND_CONF = (
     f"ctl.!default {{ type hw card {MISSING_CARD} }}\n"
 )
 
-REQUIRED_PROGRAMS = ("pulseaudio", "pactl", "parec")
+REQUIRED_PROGRAMS = ("pulseaudio", "pactl", "parec", "pacat")
 
 MISSING_TOOLS_HINT = (
     "apt-get install pulseaudio pulseaudio-utils libasound2-plugins (or run deploy/setup-dev.sh)"
@@ -385,6 +387,35 @@ class AudioSink:
         # parec writes whole frames, but a kill may cut one: keep whole frames only.
         frame_bytes = SAMPLE_BYTES * self.channels
         return data[: len(data) - len(data) % frame_bytes]
+
+    def add_monitor_input(self, pcm_name: str = MONITOR_PCM) -> str:
+        """Add, to this sink's ALSA configuration, an input that captures what the sink plays
+        (its monitor, through ALSA's pulse plugin): PortAudio lists it under ``pcm_name`` as
+        an input, as a laptop's PulseAudio or PipeWire offers its output's monitor. Call it
+        before the PyAudio that should see it is created; returns ``pcm_name``."""
+        with self.asound_conf.open("a") as conf:
+            conf.write(
+                "# The sink's monitor as an ALSA input (tests of `appliance send --input`).\n"
+                f'pcm.{pcm_name} {{ type pulse server "{self.server}" device "{MONITOR_NAME}" }}\n'
+            )
+        return pcm_name
+
+    def play(self, pcm: bytes, latency_ms: int = 20) -> None:
+        """Play ``pcm`` (s16le in the sink's format) into the sink with ``pacat``; returns when
+        it has been played. The monitor carries it bit-exact (one stream at full volume)."""
+        self._check_alive()
+        subprocess.run(
+            [
+                "pacat", "-s", self.server, "-d", SINK_NAME, "--raw", "--format=s16le",
+                f"--rate={self.rate}", f"--channels={self.channels}",
+                f"--latency-msec={latency_ms}",
+            ],
+            input=pcm,
+            env=self._env(),
+            check=True,
+            capture_output=True,
+            timeout=READY_TIMEOUT_S + len(pcm) / (self.rate * self.channels * SAMPLE_BYTES),
+        )  # fmt: skip
 
     def tee_bytes(self) -> bytes:
         """The exact bytes PortAudio wrote to the default output, silence included.

@@ -84,15 +84,17 @@ def test_no_audio_device_is_one_line_and_exit_1(no_audio_device: NoAudioDevice) 
 def test_devices_lists_the_outputs(audio_sink: AudioSink) -> None:
     result = run_appliance("devices")
     assert result.returncode == 0
-    assert result.stdout.splitlines()[0] == "index  name"
-    assert any(line.endswith("default (default)") for line in result.stdout.splitlines())
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["outputs (appliance listen --device):", "index  name"]
+    assert any(line.endswith("default (default)") for line in lines)
+    assert "inputs (appliance send --input):" in lines
 
 
 def test_devices_without_any_is_a_clear_error(no_audio_device: NoAudioDevice) -> None:
     result = run_appliance("devices")
     assert (result.returncode, result.stderr) == (
         1,
-        "appliance devices: error: no audio output devices found\n",
+        "appliance devices: error: no audio devices found (no outputs, no inputs)\n",
     )
 
 

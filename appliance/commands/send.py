@@ -7,6 +7,8 @@ Examples::
     appliance send speech.raw --to 192.168.1.50      # raw wire, 8000 Hz mono
     appliance send song.mp3 --to 192.168.1.50 --rtp  # RTP to an address
     espeak-ng --stdout hello | appliance send - --to kitchen     # a WAV stream on stdin
+    appliance send --input --to kitchen              # the default input, until Ctrl-C
+    PULSE_SOURCE=$(pactl get-default-sink).monitor appliance send --input pulse --to kitchen
 
 The wire and payload type are chosen by :mod:`appliance.sender.plan`, the format sent by
 :mod:`appliance.sender.conversion`.
@@ -20,13 +22,26 @@ import textwrap
 from typing import Any
 
 from appliance.audio.format import SUPPORTED_RATES
-from appliance.discovery import add_mdns_arguments, resolve_destination
-from appliance.sender.plan import StreamPlan, plan_stream
+from appliance.discovery import add_mdns_arguments
+from appliance.errors import UsageError
+from appliance.sender.capture import CaptureSource, open_capture
+from appliance.sender.pacing import LivePacer
+from appliance.sender.plan import StreamPlan
 from appliance.sender.progress import ProgressLine
 from appliance.sender.sender import Sender, SendReport
-from appliance.sender.source import PcmSource, RawSampleFormat, open_source, raw_pcm_format
+from appliance.sender.source import (
+    PcmSource,
+    RawFormat,
+    RawSampleFormat,
+    open_source,
+    raw_pcm_format,
+)
+from appliance.sender.targets import as_target, plan_for_all, resolve_targets
 from appliance.wire import Wire
 from appliance.wire.raw import DEFAULT_PORT
+
+EXIT_TARGET_FAILED = 3
+"""A listener was busy, unreachable or silent (one line says which)."""
 
 HELP_WIDTH = 88
 """The description is wrapped here (argparse leaves a raw description as it is)."""
@@ -42,6 +57,9 @@ DESCRIPTION_PARAGRAPHS = (
     "or --format, is raw PCM (16-bit little-endian 8000 Hz mono unless they say otherwise). - "
     "reads standard input: a WAV stream (espeak-ng --stdout, ffmpeg -f wav -), MP3, FLAC or "
     "Ogg, else raw PCM. Anything that is not audio is refused with a one-line error.",
+    "--input [DEVICE] sends what an input device captures instead, in 20 ms blocks as they "
+    "come, until Ctrl-C: a microphone, or the monitor of this computer's output to play what "
+    "it plays on the listener (see `appliance devices`).",
     "The format sent: the file's own rate and channels if the listener plays them; otherwise "
     "the best it plays that is not above them (resampled with libsoxr; one line says so). A "
     f"rate the appliance does not play is converted to a supported one ({RATES_TEXT} Hz): the "
@@ -54,6 +72,11 @@ DESCRIPTION_PARAGRAPHS = (
     "The RTP payload type is 11 or 10 for 44100 Hz mono or stereo; otherwise one that the "
     "listener plays as the format sent: from its own payload map first, then from its "
     "built-in L16 table (112-127).",
+    "It hears the listener: the progress shows its buffer and loss, the end what it played. "
+    "It fails (exit code 3) when the listener is busy with another stream, when nothing "
+    "listens at the port, or when a listener found by name does not report; an address that "
+    "does not report gets one line and the stream. Several --to (or --to all) get one stream "
+    "together; a failing one is dropped, the others play on.",
 )
 DESCRIPTION = "\n\n".join(
     textwrap.fill(p, HELP_WIDTH, break_on_hyphens=False) for p in DESCRIPTION_PARAGRAPHS
@@ -67,16 +90,32 @@ def add_parser(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "file", metavar="FILE", help="an audio file (MP3, FLAC, WAV...), raw PCM, or - for stdin"
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        help="an audio file (MP3, FLAC, WAV...), raw PCM, or - for stdin",
+    )
+    what.add_argument(
+        "--input",
+        nargs="?",
+        const="",
+        metavar="DEVICE",
+        help="instead of FILE, capture from an input device until Ctrl-C: a microphone, or the "
+        "monitor of this computer's output (what it plays); by index or (part of its) name, see "
+        "`appliance devices`; without DEVICE the default input. --rate/--channels choose the "
+        "capture format (default: 48 kHz, or what the device takes)",
     )
     parser.add_argument(
         "--to",
         required=True,
+        action="append",
         metavar="NAME|HOST[:PORT]",
         help="the listener: its advertised name (found over mDNS, see `appliance discover`), "
         f"or a host name or IP address; each with an optional :PORT (default {DEFAULT_PORT}, "
-        "or the listener's own)",
+        "or the listener's own). Repeatable: the same stream to each; all: every listener "
+        "found over mDNS",
     )
     wire = parser.add_mutually_exclusive_group()
     wire.add_argument(
@@ -122,36 +161,46 @@ def run(args: argparse.Namespace) -> int:
     if args.rate is not None or args.channels is not None or args.sample_format is not None:
         raw_format = raw_pcm_format(args.rate, args.channels, args.sample_format)
     force: Wire | None = args.wire
-    # A bad file or format fails before any network lookup.
-    with open_source(args.file, raw_format) as source:
-        resolved = resolve_destination(args.to, DEFAULT_PORT, args.interface, args.mdns_timeout)
-        where = f"{resolved.address}:{resolved.port}"
-        plan = plan_stream(
-            source.format,
-            resolved.listener,
-            source_name=source.name,
-            target=resolved.describe(),
-            force=force,
-        )
+    # A bad file, format or input device fails before any network lookup.
+    with open_any_source(args, raw_format) as source:
+        targets = resolve_targets(args.to, DEFAULT_PORT, args.interface, args.mdns_timeout)
+        plan = plan_for_all(source.format, targets, source_name=source.name, force=force)
+        named = ", ".join(t.describe() for t in targets)
         best = source.format
         source.convert_to(plan.source_format)
         if source.converted and not args.quiet:
             reduced_by_raw = plan.wire is Wire.RAW and force is None and best != source.format
             print(conversion_line(source, plan, reduced_by_raw=reduced_by_raw), file=sys.stderr)
+        if isinstance(source, CaptureSource) and not args.quiet:
+            print(source.describe_capture(), file=sys.stderr)
         progress = None
         if not args.quiet and sys.stderr.isatty():
-            progress = ProgressLine(sys.stderr, source.duration_s, f"{args.to} ({where})")
-        with Sender((resolved.address, resolved.port)) as sender:
+            progress = ProgressLine(sys.stderr, source.duration_s, named)
+        pacer = LivePacer() if source.live else None  # a live source: its clock is the pace
+        notice = progress.note if progress else (None if args.quiet else print_line)
+        with Sender(
+            targets=[as_target(t) for t in targets], pacer=pacer, listen=True, on_notice=notice
+        ) as sender:
             report = sender.send(
                 plan.stream(source.chunks()),
                 progress.update if progress else None,
-                target=resolved.describe() if plan.wire is Wire.RTP else None,
+                target=named if plan.wire is Wire.RTP or len(targets) > 1 else None,
             )
     if progress is not None:
         progress.finish(report)
-    if not args.quiet:
-        print(report.summary(), file=sys.stderr)
+    for line in outcome_lines(report, quiet=args.quiet):
+        print(line, file=sys.stderr)
     return exit_code(report)
+
+
+def open_any_source(args: argparse.Namespace, raw_format: RawFormat | None) -> PcmSource:
+    """FILE (:func:`open_source`), or the input device of ``--input`` (:func:`open_capture`),
+    whose format --rate and --channels choose (--format is for raw PCM only)."""
+    if args.input is None:
+        return open_source(args.file, raw_format)
+    if args.sample_format is not None:
+        raise UsageError("--format is for raw PCM; --input captures 16-bit audio")
+    return open_capture(args.input or None, rate=args.rate, channels=args.channels)
 
 
 def conversion_line(source: PcmSource, plan: StreamPlan, *, reduced_by_raw: bool) -> str:
@@ -163,5 +212,35 @@ def conversion_line(source: PcmSource, plan: StreamPlan, *, reduced_by_raw: bool
     return line
 
 
+def print_line(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def outcome_lines(report: SendReport, *, quiet: bool) -> list[str]:
+    """What ends ``appliance send``: a failed single target's reason alone (even with
+    ``--quiet``); else the summary and what the listener says it played
+    (``listener played 5.20 s of 5.21 s sent; 0 lost``), one line per target when several."""
+    states = report.targets
+    rtp = report.wire is Wire.RTP
+    if len(states) == 1 and states[0].failure is not None:
+        return [states[0].failure]
+    lines = [] if quiet else [report.summary()]
+    if len(states) == 1:
+        played = states[0].played_line(report.audio_format, rtp)
+        if played and not quiet:
+            lines.append(played)
+        return lines
+    for state in states:
+        if state.failure is not None:
+            lines.append(state.failure)  # it names the target
+        elif not quiet:
+            heard = state.played_line(report.audio_format, rtp) or "no report"
+            lines.append(f"{state.name}: {heard}")
+    return lines
+
+
 def exit_code(report: SendReport) -> int:
-    return 130 if report.interrupted else 0
+    """130 after Ctrl-C, 3 when a target failed (busy, unreachable, silent), else 0."""
+    if report.interrupted:
+        return 130
+    return EXIT_TARGET_FAILED if any(s.failure for s in report.targets) else 0

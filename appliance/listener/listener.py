@@ -44,6 +44,7 @@ from appliance.listener.defaults import (
     MIN_BUFFER_MS,
     MIN_PERIOD_MS,
 )
+from appliance.listener.feedback import Feedback
 from appliance.listener.outputs import AudioOutput, Render
 from appliance.listener.outputs.wavfile import WavFileOutput
 from appliance.listener.playout.buffer import Phase, PlayoutBuffer
@@ -171,6 +172,12 @@ class Listener:
     def port(self) -> int:
         """The UDP port bound (the real one when the configuration asked for port 0)."""
         return self._port
+
+    @property
+    def feedback(self) -> Feedback | None:
+        """The replies to the sources (:mod:`.feedback`) while listening, else None."""
+        receiver = self._receiver
+        return None if receiver is None else receiver.feedback
 
     @property
     def payload_map(self) -> PayloadMap:

@@ -4,6 +4,8 @@ The receiving thread blocks in ``recvfrom`` with no timeout: one system call per
 and nothing in between, the cheapest way for Python to wait for the network. Timeouts are a
 second thread's job, which only wakes while a session is open. What the datagrams mean (who
 may stream, raw or RTP, when a stream ends) is :mod:`appliance.listener.sessions`' business.
+Replies to the sources (:mod:`appliance.listener.feedback`) leave from the same socket, sent
+with ``MSG_DONTWAIT`` so that the receiving thread never waits for them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import socket
 import threading
 import time
 
+from appliance.listener.feedback import Address, Feedback
 from appliance.listener.playout.buffer import PlayoutBuffer
 from appliance.listener.session import EndReason, Session
 from appliance.listener.sessions import SessionCallback, SessionManager
@@ -42,10 +45,14 @@ class Receiver:
         on_session_start: SessionCallback | None = None,
         on_session_end: SessionCallback | None = None,
         payload_map: PayloadMap = DEFAULT_PAYLOAD_MAP,
+        *,
+        reports: bool = True,
     ) -> None:
         self._sock = sock
+        self.feedback = Feedback(self._send_reply) if reports else None
+        """The replies to the sources (None when ``reports`` is off)."""
         self._sessions = SessionManager(
-            buffer, timeout_s, payload_map, on_session_start, on_session_end
+            buffer, timeout_s, payload_map, on_session_start, on_session_end, self.feedback
         )
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -65,6 +72,13 @@ class Receiver:
     @property
     def rtcp_outside_sessions(self) -> int:
         return self._sessions.rtcp_outside_sessions
+
+    def _send_reply(self, data: bytes, address: Address) -> bool:
+        try:
+            self._sock.sendto(data, socket.MSG_DONTWAIT, address)
+        except OSError:
+            return False
+        return True
 
     def start(self) -> None:
         self._sock.settimeout(None)

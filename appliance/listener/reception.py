@@ -57,6 +57,12 @@ class SequenceTracker:
         return 0 if self._first is None else self._highest - self._first + 1
 
     @property
+    def highest(self) -> int:
+        """The extended highest sequence number received (RFC 3550: cycles in the high bits);
+        -1 before the first packet."""
+        return self._highest
+
+    @property
     def lost(self) -> int:
         """Packets never received (so far: one still on its way counts until it comes)."""
         return max(0, self.expected - self.received)
@@ -76,6 +82,11 @@ class InterarrivalJitter:
         if self._transit is not None:
             self._jitter += (abs(transit - self._transit) - self._jitter) / 16
         self._transit = transit
+
+    @property
+    def jitter_units(self) -> int:
+        """The jitter in sample frames: RTP timestamp units for the payloads played here."""
+        return int(self._jitter)
 
     @property
     def jitter_ms(self) -> float:

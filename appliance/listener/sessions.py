@@ -8,6 +8,10 @@ raw session takes every datagram as PCM (the seed's wire, bit-exact), an RTP ses
 packets of its own stream, and RTCP is counted, never played. Nothing a peer sends can raise
 out of :meth:`SessionManager.handle`.
 
+With a :class:`~appliance.listener.feedback.Feedback`, the sources hear back: the session's
+source a report at its start, about once a second and at its end; an ignored source that the
+listener is busy (see :mod:`appliance.listener.feedback`).
+
 Not thread-safe by itself: the receiver calls it under one lock from its two threads.
 """
 
@@ -24,6 +28,7 @@ from appliance.listener.depacketizer import (
     StreamDetector,
     rtp_depacketizer,
 )
+from appliance.listener.feedback import Feedback, StreamFigures
 from appliance.listener.playout.buffer import BufferStats, PlayoutBuffer
 from appliance.listener.reception import InterarrivalJitter
 from appliance.listener.session import Address, EndReason, Session
@@ -46,8 +51,10 @@ class SessionManager:
         payload_map: PayloadMap,
         on_session_start: SessionCallback | None = None,
         on_session_end: SessionCallback | None = None,
+        feedback: Feedback | None = None,
     ) -> None:
         self._buffer = buffer
+        self._feedback = feedback
         self._timeout_s = timeout_s
         self._payload_map = payload_map
         self._on_start = on_session_start
@@ -84,12 +91,15 @@ class SessionManager:
                 if self._is_senders_rtcp(session, source, data):
                     self._rtcp(session, data)
                 else:
-                    self._ignore(session, source)
+                    self._ignore(session, source, data, now)
             elif not data:
                 self.end(EndReason.MARKER)
             else:
                 session.last_packet_at = now
                 self._play(session, data, now)
+                feedback = self._feedback
+                if feedback is not None and self._session is session and feedback.due(now):
+                    feedback.report(session.source, self.figures(session), now)
             return
         if data and is_rtcp(data):
             # Reports before a stream or between its first two packets (often from another
@@ -141,6 +151,8 @@ class SessionManager:
         session = self._begin(source, now, depacketizer, detection.first_rtp)
         for data in datagrams:
             self._play(session, data, now)
+        if self._feedback is not None and self._session is session:
+            self._feedback.started(source, self.figures(session), now)
         if ends:
             self.end(EndReason.MARKER)
 
@@ -198,8 +210,10 @@ class SessionManager:
         if any(isinstance(p, Bye) and ssrc in p.ssrcs for p in packets):
             self.end(EndReason.BYE)
 
-    def _ignore(self, session: Session, source: Address) -> None:
+    def _ignore(self, session: Session, source: Address, data: bytes, now: float) -> None:
         session.ignored += 1
+        if self._feedback is not None:
+            self._feedback.busy(source, data, now)
         if source not in session.ignored_sources:
             session.ignored_sources.add(source)
             log.warning(
@@ -265,9 +279,35 @@ class SessionManager:
         self._account(session, depacketizer)
         session.ended_at = time.monotonic()
         session.end_reason = reason
+        if self._feedback is not None:
+            figures = self.figures(session, depacketizer)
+            self._feedback.ended(session.source, figures, session.ended_at)
         log.info(session.end_line())
         if self._on_end is not None:
             self._on_end(session)
+
+    def figures(
+        self, session: Session, depacketizer: Depacketizer | None = None
+    ) -> StreamFigures:
+        """The open (or just ended) session's figures for a report."""
+        depacketizer = depacketizer or self._depacketizer
+        buffer = self._buffer
+        rate = buffer.format.rate
+        concealed = buffer.stats().concealed - self._before.concealed
+        sequence = None if depacketizer is None else depacketizer.sequence
+        ssrc = None if depacketizer is None else depacketizer.ssrc
+        return StreamFigures(
+            session=session.number,
+            wire=session.wire,
+            buffer_ms=buffer.depth * 1000 // rate,
+            played_ms=round(session.audio_s * 1000),
+            concealed_ms=concealed * 1000 // rate,
+            sender_ssrc=ssrc,
+            highest_sequence=0 if sequence is None else max(sequence.highest, 0),
+            expected=0 if sequence is None else sequence.expected,
+            received=0 if sequence is None else sequence.received,
+            jitter=0 if self._jitter is None else self._jitter.jitter_units,
+        )
 
     def _account(self, session: Session, depacketizer: Depacketizer | None) -> None:
         """The session's figures: the buffer's counters since it began, the network's."""

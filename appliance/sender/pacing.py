@@ -92,3 +92,14 @@ class Pacer:
     def elapsed_schedule(self) -> float:
         """Audio time released so far according to the schedule, in seconds."""
         return self._index * self.interval
+
+
+class LivePacer(Pacer):
+    """No schedule: each packet goes as soon as it exists. For a live source (an input device,
+    :attr:`~appliance.sender.source.PcmSource.live`), whose own clock already paces it: waiting
+    for deadlines on the monotonic clock as well would add delay, and as the two clocks drift
+    apart the delay would grow (or the sender would report stalls that are only drift)."""
+
+    def wait(self) -> Reanchor | None:
+        self._index += 1
+        return None

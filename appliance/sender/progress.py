@@ -1,4 +1,8 @@
-"""A one-line progress display for ``appliance send`` on a terminal (nothing when piped)."""
+"""A one-line progress display for ``appliance send`` on a terminal (nothing when piped).
+
+When the listener reports back, the line ends with what it says: ``| buffer 85 ms, lost 0``
+(one such part per listener that reports, when sending to several).
+"""
 
 from __future__ import annotations
 
@@ -37,10 +41,28 @@ class ProgressLine:
             text = f"{bar}{clock_text(done)} / {clock_text(self._total_s)} -> {self._target}"
         else:
             text = f"{clock_text(done)} -> {self._target}"
+        heard = listener_text(report)
+        if heard:
+            text += f" | {heard}"
         self._stream.write("\r" + text + "\x1b[K")
         self._stream.flush()
+
+    def note(self, line: str) -> None:
+        """Print ``line`` on its own line; the progress line is redrawn at the next update."""
+        self._stream.write("\r\x1b[K" + line + "\n")
+        self._stream.flush()
+        self._last_draw = 0.0
 
     def finish(self, report: SendReport) -> None:
         self.update(report, force=True)
         self._stream.write("\n")
         self._stream.flush()
+
+
+def listener_text(report: SendReport) -> str:
+    """``buffer 85 ms, lost 0`` for each live target that has reported, joined by ``; ``."""
+    parts = []
+    for state in report.targets:
+        if state.live and state.last is not None:
+            parts.append(f"buffer {state.last.buffer_ms} ms, lost {state.lost}")
+    return "; ".join(parts)

@@ -14,10 +14,26 @@ Example::
 
     stream = RtpStream(source.chunks(), source.format, payload_type=127)
     Sender(("127.0.0.1", 5005)).send(stream, target="kitchen (127.0.0.1:5005)")
+
+With ``listen=True`` (``appliance send``) it also hears the listeners: one connected UDP socket
+per target, read without blocking between packets (:mod:`appliance.sender.replies`). A target
+that is busy, unreachable or, when it must report, silent is dropped (nothing more is sent to
+it, not even the stream's end); the stream goes on to the others, and stops when none is left.
+After the end it waits up to :data:`~appliance.sender.replies.FINAL_WAIT_S` for each reporting
+listener's stopped report. Several targets (``targets=``) get the same packets, one ``send`` per
+target per packet time::
+
+    targets = [Target(("10.0.0.2", 5005), "kitchen (10.0.0.2:5005)", required=True),
+               Target(("10.0.0.3", 5005), "bedroom (10.0.0.3:5005)", required=True)]
+    with Sender(targets=targets, listen=True) as sender:
+        report = sender.send(stream)
+    for state in report.targets:
+        print(state.failure or state.played_line(report.audio_format))
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -27,13 +43,32 @@ from dataclasses import dataclass, field
 from appliance.audio.format import AudioFormat, channel_word
 from appliance.errors import NetworkError
 from appliance.sender.pacing import Pacer, Reanchor
-from appliance.sender.packetizer import BYE_GAP_S, PacketStream, RawStream
+from appliance.sender.packetizer import BYE_GAP_S, PacketStream, RawStream, RtpStream
+from appliance.sender.replies import FINAL_WAIT_S, TargetState
 from appliance.wire import Wire
 from appliance.wire.raw import RAW_FORMAT, RawDatagram
 
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+
+REPLY_SIZE = 2048
+"""Larger than any reply a listener sends (an RTCP compound of a few packets)."""
+FINAL_POLL_S = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A destination: its address, how to name it, and whether it must report back."""
+
+    destination: Address
+    name: str | None = None
+    required: bool = False
+
+    @property
+    def label(self) -> str:
+        """:attr:`name`, else ``HOST:PORT``."""
+        return self.name or f"{self.destination[0]}:{self.destination[1]}"
 
 
 @dataclass(slots=True)
@@ -51,6 +86,8 @@ class SendReport:
     payload_type: int | None = None
     target: str | None = None
     """How to name the destination in the summary (``"kitchen (192.168.1.20:5005)"``)."""
+    targets: list[TargetState] = field(default_factory=list)
+    """Each destination and what its listener said (filled when the sender listens)."""
 
     @property
     def audio_s(self) -> float:
@@ -76,6 +113,7 @@ class SendReport:
 
 
 ProgressCallback = Callable[[SendReport], None]
+NoticeCallback = Callable[[str], None]
 
 
 class Sender:
@@ -83,19 +121,38 @@ class Sender:
 
     :param pacer: the schedule to follow, as given (tests use a fake clock); by default a new
         :class:`Pacer` per stream, one packet every :attr:`PacketStream.interval_s`.
+    :param targets: several destinations (instead of ``destination``), each sent every packet.
+    :param listen: hear the listeners back (see the module docstring): a connected socket per
+        target; without it (the default) a plain ``sendto`` of ``sock``, as before replies.
+    :param on_notice: called with a warning line (an address that does not report).
     """
 
     def __init__(
         self,
-        destination: Address,
+        destination: Address | None = None,
         *,
         pacer: Pacer | None = None,
         sock: socket.socket | None = None,
+        targets: Iterable[Target] = (),
+        listen: bool = False,
+        on_notice: NoticeCallback | None = None,
     ) -> None:
-        self.destination = destination
+        self._targets = list(targets)
+        if destination is not None:
+            self._targets.insert(0, Target(destination))
+        if not self._targets:
+            raise ValueError("a sender needs a destination")
+        if sock is not None and len(self._targets) > 1:
+            raise ValueError("one socket cannot be given for several destinations")
+        self.destination = self._targets[0].destination
         self._pacer = pacer
-        family = socket.AF_INET6 if ":" in destination[0] else socket.AF_INET
-        self._sock = sock or socket.socket(family, socket.SOCK_DGRAM)
+        self._listen = listen
+        self._on_notice = on_notice
+        self._socks = [sock or _udp_socket(t.destination) for t in self._targets]
+        self._sock = self._socks[0]
+        self._states: list[TargetState] = []
+        self._ssrc: int | None = None
+        """The RTP stream's SSRC, to find our report block in a listener's RTCP."""
 
     def send(
         self,
@@ -113,13 +170,19 @@ class Sender:
         """
         packets = stream if isinstance(stream, PacketStream) else RawStream(stream)
         pacer = self._pacer or Pacer(interval=packets.interval_s)
+        states = [TargetState(t.destination, t.label, t.required) for t in self._targets]
+        self._states = states
         report = SendReport(
             self.destination,
             audio_format=packets.wire_format,
             wire=packets.wire,
             payload_type=packets.payload_type,
             target=target,
+            targets=states if self._listen else [],
         )
+        self._ssrc = packets.ssrc if isinstance(packets, RtpStream) else None
+        if self._listen:
+            self._connect()
         started = time.monotonic()
         try:
             for packet in packets:
@@ -132,9 +195,20 @@ class Sender:
                         stall.lateness * 1000,
                         stall.packet_index,
                     )
-                self._transmit(packet.datagram)
+                for index, state in enumerate(states):
+                    if state.live:
+                        self._transmit(index, packet.datagram)
+                        if state.live:
+                            if state.first_sent_at is None:
+                                state.first_sent_at = time.monotonic()
+                            state.packets += 1
+                            state.audio_bytes += packet.payload_bytes
                 report.packets += 1
                 report.audio_bytes += packet.payload_bytes
+                if self._listen:
+                    self._hear(time.monotonic())
+                    if not any(s.live for s in states):
+                        break
                 if on_progress is not None:
                     on_progress(report)
         except KeyboardInterrupt:
@@ -143,31 +217,101 @@ class Sender:
             report.wall_s = time.monotonic() - started
             if end_of_stream or report.interrupted:
                 self._say_goodbye(packets)
+        if self._listen:
+            # Ctrl-C again while waiting for the listener's last word: done.
+            with contextlib.suppress(KeyboardInterrupt):
+                self._wait_for_final()
         return report
+
+    def _connect(self) -> None:
+        for index, state in enumerate(self._states):
+            sock = self._socks[index]
+            try:
+                sock.connect(state.destination)
+                sock.setblocking(False)
+            except OSError as error:
+                host, port = state.destination
+                raise NetworkError(f"cannot send to {host}:{port}: {error.strerror}") from None
+
+    def _hear(self, now: float) -> None:
+        """Read every reply waiting on the targets' sockets (never blocks); judge silences."""
+        for index, state in enumerate(self._states):
+            if not state.live:
+                continue
+            sock = self._socks[index]
+            while state.live:
+                try:
+                    data = sock.recv(REPLY_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except ConnectionRefusedError:
+                    state.refused()
+                    break
+                except OSError:
+                    break
+                state.receive(data, self._ssrc)
+            notice = state.check(now)
+            if notice is not None and self._on_notice is not None:
+                self._on_notice(notice)
+
+    def _wait_for_final(self) -> None:
+        """Wait (briefly) for the stopped report of each listener that has been reporting."""
+        deadline = time.monotonic() + FINAL_WAIT_S
+        while True:
+            waiting = [s for s in self._states if s.live and s.reports and s.final is None]
+            if not waiting or time.monotonic() >= deadline:
+                return
+            time.sleep(FINAL_POLL_S)
+            self._hear(time.monotonic())
 
     def _say_goodbye(self, packets: PacketStream) -> None:
         try:
             for index, datagram in enumerate(packets.goodbye()):
                 if index:
                     time.sleep(BYE_GAP_S)
-                self._transmit(datagram, quiet=True)
+                for target, state in enumerate(self._states):
+                    if state.live:
+                        self._transmit(target, datagram, quiet=True)
         except KeyboardInterrupt:
             pass  # a second Ctrl-C while ending: the first copy is out, that will do
 
-    def _transmit(self, data: bytes, quiet: bool = False) -> None:
+    def _transmit(self, index: int, data: bytes, quiet: bool = False) -> None:
+        state = self._states[index]
+        sock = self._socks[index]
         try:
-            self._sock.sendto(data, self.destination)
+            if self._listen:
+                sock.send(data)
+            else:
+                sock.sendto(data, state.destination)
+        except (BlockingIOError, InterruptedError):
+            return  # the socket buffer is full for a moment: this packet is lost, as on a LAN
+        except ConnectionRefusedError:
+            if self._listen:
+                state.refused()
+                return
+            if not quiet:
+                host, port = state.destination
+                raise NetworkError(f"cannot send to {host}:{port}: Connection refused") from None
         except OSError as error:
             if quiet:
                 return
-            host, port = self.destination
+            host, port = state.destination
+            if len(self._states) > 1:
+                state.fail(f"cannot send to {host}:{port}: {error.strerror}")
+                return
             raise NetworkError(f"cannot send to {host}:{port}: {error.strerror}") from None
 
     def close(self) -> None:
-        self._sock.close()
+        for sock in self._socks:
+            sock.close()
 
     def __enter__(self) -> Sender:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _udp_socket(destination: Address) -> socket.socket:
+    family = socket.AF_INET6 if ":" in destination[0] else socket.AF_INET
+    return socket.socket(family, socket.SOCK_DGRAM)

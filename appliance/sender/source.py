@@ -162,6 +162,11 @@ class PcmSource:
     ``frames`` is the source's length in its own frames (at ``origin.rate``), None if unknown.
     """
 
+    live: bool = False
+    """A live source (an input device, :mod:`appliance.sender.capture`) yields audio as its own
+    clock captures it: the sender sends each packet as soon as it exists, never on a schedule
+    of its own. Files and pipes are not live: they are paced by :mod:`appliance.sender.pacing`."""
+
     def __init__(
         self,
         name: str,

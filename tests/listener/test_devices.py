@@ -17,7 +17,8 @@ def pa(audio_sink: AudioSink) -> Iterator[pyaudio.PyAudio]:
 
 def test_lists_outputs_and_marks_the_default(pa: pyaudio.PyAudio) -> None:
     devices = output_devices(pa)
-    assert [(d.name, d.is_default) for d in devices] == [("rig_pulse", False), ("default", True)]
+    named = [(d.name, d.is_default_output) for d in devices]
+    assert named == [("rig_pulse", False), ("default", True)]
 
 
 def test_resolves_by_index_exact_name_and_unique_part(pa: pyaudio.PyAudio) -> None:

@@ -134,9 +134,12 @@ def test_a_24_bit_wav_on_stdin_is_decoded(tmp_path: Path) -> None:
          "-f", "wav", "-"],
         capture_output=True, check=True,
     ).stdout  # fmt: skip
-    result = run_appliance("send", "-", "--to", "127.0.0.1:9", "--rtp", input=piped)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))  # a closed port would fail the send (unreachable)
+        port = receiver.getsockname()[1]
+        result = run_appliance("send", "-", "--to", f"127.0.0.1:{port}", "--rtp", input=piped)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == (
         "standard input: 16000 Hz mono 24-bit PCM WAV, sent as L16 16000 Hz mono"
     )
-    assert result.stderr.splitlines()[1].startswith("sent 1.00 s of 16000 Hz mono audio")
+    assert result.stderr.splitlines()[-1].startswith("sent 1.00 s of 16000 Hz mono audio")
