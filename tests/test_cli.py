@@ -68,6 +68,7 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
     assert result.stderr.splitlines()[-1] == (
         f"appliance listen: error: cannot listen on 127.0.0.1:{port}: the port is already in use"
     )
+    assert result.stderr.count("the port is already in use") == 1  # printed once, not logged too
     assert "Traceback" not in result.stderr
 
 

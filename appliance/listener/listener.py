@@ -192,7 +192,7 @@ class Listener:
                 self._start()
             except ApplianceError as error:
                 self._release()
-                self.state_machine.set(ListenerState.ERROR, str(error))
+                self.state_machine.set(ListenerState.ERROR, str(error), raised=True)
                 raise
 
     def _start(self) -> None:

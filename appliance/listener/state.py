@@ -63,6 +63,8 @@ class Transition:
     reason: str
     at: float
     """``time.monotonic()`` when the transition happened (not when it was delivered)."""
+    raised: bool = False
+    """The error was raised to the caller too, who reports it (observers need not log it)."""
 
 
 Observer = Callable[[Transition], None]
@@ -98,8 +100,11 @@ class StateMachine:
         with self._condition:
             return list(self._history)
 
-    def set(self, new: ListenerState, reason: str = "") -> bool:
+    def set(self, new: ListenerState, reason: str = "", *, raised: bool = False) -> bool:
         """Move to ``new``. Returns False if already there; raises on an illegal move.
+
+        ``raised``: the reason is an error also raised to the caller (see
+        :attr:`Transition.raised`).
 
         Cheap and non-blocking apart from a short lock: safe to call from the audio callback.
         """
@@ -109,7 +114,7 @@ class StateMachine:
                 return False
             if new not in ALLOWED_TRANSITIONS[old]:
                 raise InvalidTransition(f"illegal state change {old} -> {new} ({reason})")
-            transition = Transition(old, new, reason, time.monotonic())
+            transition = Transition(old, new, reason, time.monotonic(), raised)
             self._state = new
             self._reason = reason
             self._history.append(transition)

@@ -179,7 +179,10 @@ class ListenerApp:
 def log_transition(transition: Transition) -> None:
     state = transition.current
     if state is ListenerState.ERROR:
-        log.error("error: %s", transition.reason)
+        # An error raised to the caller is reported there (the command line's one line, the
+        # listen button's log line): logged here too, it was printed twice.
+        level = logging.DEBUG if transition.raised else logging.ERROR
+        log.log(level, "error: %s", transition.reason)
     elif state is ListenerState.UNDERRUN:
         log.warning("underrun: the stream stalled; playing silence while it refills")
     else:

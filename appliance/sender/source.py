@@ -380,6 +380,9 @@ def _raw_file(stream: BinaryIO, path: Path, size: int, raw: RawFormat) -> PcmSou
             channel_word(raw.audio.channels),
         )
     stream.seek(0)
+    if looks_like_text(stream.read(TEXT_SNIFF_BYTES)):
+        raise SourceError(f"{path}: is text, not audio")
+    stream.seek(0)
     total = size - size % raw.frame_bytes
     return _stream_source(
         stream, str(path), raw, total, f"raw {raw.sample} PCM", close=stream.close
@@ -450,5 +453,32 @@ def _open_stdin(raw_format: RawFormat | None) -> PcmSource:
         replay_stream = io.BufferedReader(_Replay(head, stdin))
         return _decoded_source(Decoder(replay_stream, name), name, lambda: None)
     raw = raw_format or RawFormat()
+    # Looked at, not consumed (a buffered pipe, which standard input is, can peek).
+    ahead = stdin.peek(TEXT_SNIFF_BYTES) if isinstance(stdin, io.BufferedReader) else b""
+    if looks_like_text(head + ahead[:TEXT_SNIFF_BYTES]):
+        raise SourceError(f"{name}: is text, not audio")
     replayed = io.BufferedReader(_Replay(head, stdin))
     return _stream_source(replayed, name, raw, None, f"raw {raw.sample} PCM", close=lambda: None)
+
+
+TEXT_SNIFF_BYTES = 4096
+"""Bytes of headerless input looked at before it is taken for raw PCM."""
+TEXT_MIN_BYTES = 32
+TEXT_PRINTABLE_SHARE = 0.95
+"""Text: valid UTF-8 with at least this share of printable characters or white space. Raw
+PCM never is: quiet audio is full of 0x00 and 0xFF bytes, loud audio is random bytes, of
+which about 37 % are printable ASCII."""
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Whether ``data`` (the start of a headerless input) is text rather than PCM."""
+    if len(data) < TEXT_MIN_BYTES:
+        return False
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(data) - 3:  # only a character cut at the end is forgiven
+            return False
+        text = data[: error.start].decode("utf-8")
+    printable = sum(1 for c in text if c.isprintable() or c in "\t\n\r")
+    return printable >= TEXT_PRINTABLE_SHARE * len(text)

@@ -389,3 +389,18 @@ def test_the_mdns_record_carries_the_latency_target_and_each_sessions_figures(
         stop.set()
         runner.join(WAIT_S)
         app.close()
+
+
+def test_an_error_raised_to_the_caller_is_not_logged_twice(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from appliance.listener.state import ListenerState, Transition
+    from appliance.pi.app import log_transition
+
+    caplog.set_level("DEBUG", logger="appliance.pi.app")
+    log_transition(Transition(ListenerState.IDLE, ListenerState.ERROR, "port in use", 0.0, True))
+    log_transition(Transition(ListenerState.PLAYING, ListenerState.ERROR, "device gone", 0.0))
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("DEBUG", "error: port in use"),
+        ("ERROR", "error: device gone"),
+    ]

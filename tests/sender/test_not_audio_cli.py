@@ -128,3 +128,37 @@ def test_without_pyaudio_playing_commands_say_how_to_get_it(
         "Raspberry Pi OS)"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_text_on_standard_input_is_refused() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setblocking(False)
+        result = run_appliance(
+            "send", "-", "--to", f"127.0.0.1:{receiver.getsockname()[1]}",
+            input=b"Dear diary, today I piped a text file into the speaker.\n" * 10,
+        )  # fmt: skip
+        with pytest.raises(BlockingIOError):
+            receiver.recv(65536)
+    assert (result.returncode, result.stderr) == (
+        1,
+        "appliance send: error: standard input: is text, not audio\n",
+    )
+
+
+def test_text_named_raw_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.raw"
+    path.write_text("Ünïcödé text is text too: naïve café, 20 °C.\n" * 20, encoding="utf-8")
+    assert send_error(path) == (1, f"appliance send: error: {path}: is text, not audio\n")
+
+
+def test_pcm_is_never_taken_for_text() -> None:
+    from audio_rig import silence, test_signal
+
+    from appliance.sender.source import looks_like_text
+
+    assert not looks_like_text(test_signal(0.5, seed=3))  # full-scale noise
+    assert not looks_like_text(silence(0.5))
+    quiet = bytes(b for i in range(2000) for b in ((i % 7) - 3).to_bytes(2, "little", signed=True))
+    assert not looks_like_text(quiet)
+    assert looks_like_text(b"plain ASCII words and spaces, long enough to judge")

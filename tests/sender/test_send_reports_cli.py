@@ -4,6 +4,7 @@ listeners at once. Real subprocesses and UDP on 127.0.0.1 only."""
 from __future__ import annotations
 
 import io
+import os
 import socket
 import threading
 import time
@@ -207,3 +208,40 @@ def test_two_listeners_in_two_rigs_both_play_it_bit_exact(
     ]
     assert_played(first_sink.stop_recording(), pcm)
     assert_played(second_sink.stop_recording(), pcm)
+
+
+@pytest.mark.audio
+def test_to_all_reaches_every_listener_found_on_loopback(
+    tmp_path: Path, audio_sink_at: AudioSinkFactory
+) -> None:
+    """``--to all``: every listener the browse finds (two, advertised on 127.0.0.1) gets the
+    stream, each into its own rig, bit-exact, with a line per listener."""
+    path, pcm = raw_file(tmp_path, 1.0, seed=47)
+    names = [f"all-{os.getpid()}-{i}" for i in range(2)]
+    sinks = []
+    first_sink = audio_sink_at(rate=8000, channels=1)
+    first_sink.start_recording()
+    with listening_once("--port", "0", "--name", names[0], ready_line="advertising") as first:
+        second_sink = audio_sink_at(rate=8000, channels=1)
+        second_sink.start_recording()
+        with listening_once(
+            "--port", "0", "--name", names[1], ready_line="advertising"
+        ) as second:
+            result = run_appliance("send", str(path), "--to", "all", "--interface", "127.0.0.1")
+        sinks = [first_sink, second_sink]
+    assert (first.returncode, second.returncode) == (0, 0), first.log + second.log
+    # Only ours are asserted: another appliance listener on this machine's loopback (a test run
+    # alongside) is found by "all" too.
+    ours = [line for line in result.stderr.splitlines() if line.startswith(tuple(names))]
+    assert sorted(line.split(" (")[0] for line in ours) == sorted(names), result.stderr
+    ending = "listener played 1.00 s of 1.00 s sent; 0 lost"
+    assert all(line.endswith(ending) for line in ours), result.stderr
+    foreign = [
+        line
+        for line in result.stderr.splitlines()
+        if "(127.0.0.1:" in line and not line.startswith(tuple(names))
+    ]
+    if not foreign:
+        assert result.returncode == 0, result.stderr
+    for sink in sinks:
+        assert_played(sink.stop_recording(), pcm)
