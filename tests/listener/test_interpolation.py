@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pytest
+from test_concealment import speech_like
 
 from appliance.audio.format import AudioFormat
 from appliance.listener.playout import interpolation
@@ -165,20 +166,6 @@ def test_a_silent_channel_stays_silent_beside_a_loud_one() -> None:
 
 
 # -- through the Concealer: a lost packet with the next one in hand ------------------------------
-
-
-def speech_like(rate: int, seconds: float) -> Samples:
-    """Voiced speech, roughly: harmonics of a pitch gliding 110..170 Hz, a syllabic envelope
-    (as in test_concealment)."""
-    t = np.arange(int(rate * seconds)) / rate
-    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)
-    signal = np.zeros_like(t)
-    for k in range(1, 25):
-        formants = 1 + 2 * np.exp(-(((k * 140 - 600) / 300) ** 2))  # a bump near 600 Hz
-        signal += formants / k * np.sin(k * phase) * (k * f0 < rate / 2 - 500)
-    return np.rint(signal * envelope * 4000).astype("<i2")
 
 
 def conceal_lost_packets(rate: int, after_ms: float) -> tuple[Floats, Floats]:

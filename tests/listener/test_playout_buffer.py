@@ -402,48 +402,44 @@ def test_a_stream_that_ended_long_ago_runs_dry_into_silence() -> None:
     assert buffer.stats().concealed == 0
 
 
+def assert_dry_is_an_underrun_and_the_late_audio_plays_whole(
+    buffer: PlayoutBuffer, clock: FakeClock, played: int
+) -> None:
+    """Frames 0..played-1 of a tone pushed and read along in real time, then a read with the
+    next frame late: silence, an underrun, the cursor not moved on; the late frames then play
+    whole, nothing concealed or dropped."""
+    for i in range(played):
+        buffer.push(voiced(i))
+        assert read(buffer, N) == voiced(i).payload
+        clock.now += 0.02
+    assert read(buffer, N) == bytes(N)  # the next packet late: silence
+    assert buffer.phase is Phase.UNDERRUN
+    assert buffer.cursor == played * SAMPLES  # not moved on
+    for i in range(played, played + 3):
+        buffer.push(voiced(i))
+    late = [voiced(i).payload for i in range(played, played + 3)]
+    assert [read(buffer, N) for _ in range(3)] == late
+    stats = buffer.stats()
+    assert (stats.concealed, stats.late_frames, stats.underruns) == (0, 0, 1)
+
+
 def test_running_dry_in_a_stream_s_first_half_second_is_an_underrun() -> None:
     """Within EXPAND_AFTER_S of its start a stream that runs dry refills: the output's start-up
     reads and the sender's packet pattern can do that with nothing lost, and what comes late
     then plays whole, after a pause."""
     clock = FakeClock()
-    buffer = make(target_frames=3, clock=clock)
-    for i in range(3):
-        buffer.push(voiced(i))
-    played = []
-    for _ in range(3):
-        played.append(read(buffer, N))
-        clock.now += 0.02
-    assert played == [voiced(i).payload for i in range(3)]
-    assert read(buffer, N) == bytes(N)  # 60 ms in, the next packet late: silence
-    assert buffer.phase is Phase.UNDERRUN
-    assert buffer.cursor == 3 * SAMPLES  # not moved on
-    for i in range(3, 6):
-        buffer.push(voiced(i))
-    assert [read(buffer, N) for _ in range(3)] == [voiced(i).payload for i in range(3, 6)]
-    stats = buffer.stats()
-    assert (stats.concealed, stats.late_frames, stats.underruns) == (0, 0, 1)
+    buffer = make(target_frames=1, clock=clock)
+    assert_dry_is_an_underrun_and_the_late_audio_plays_whole(buffer, clock, played=3)
 
 
 def test_on_the_raw_wire_running_dry_is_an_underrun_and_the_late_audio_plays_next() -> None:
     """Raw frames are positioned back to back as they arrive: a missing one is only late, so
-    running dry is not concealed over (the cursor stays), and what comes next plays whole."""
+    running dry is not concealed over (the cursor stays), and what comes next plays whole --
+    past EXPAND_AFTER_S too, where a timed stream would conceal."""
     clock = FakeClock()
-    buffer = make(target_frames=3, clock=clock)
+    buffer = make(target_frames=1, clock=clock)
     buffer.begin_stream(RAW_FORMAT, timed=False)
-    for i in range(3):
-        buffer.push(voiced(i))
-    for _ in range(3):
-        read(buffer, N)
-        clock.now += 0.02
-    assert read(buffer, N) == bytes(N)  # dry 60 ms after the last packet: silence
-    assert buffer.phase is Phase.UNDERRUN
-    assert buffer.cursor == 3 * SAMPLES  # not moved on
-    for i in range(3, 6):
-        buffer.push(voiced(i))
-    assert [read(buffer, N) for _ in range(3)] == [voiced(i).payload for i in range(3, 6)]
-    stats = buffer.stats()
-    assert (stats.concealed, stats.late_frames, stats.underruns) == (0, 0, 1)
+    assert_dry_is_an_underrun_and_the_late_audio_plays_whole(buffer, clock, played=PAST_START)
 
 
 # -- when a stream starts: the target after its fastest frame -----------------------------------

@@ -433,7 +433,7 @@ class PlayoutBuffer:
         # The audio after the gap, when it is in hand: the gap is then interpolated (one begun
         # blind, the buffer having run dry, is re-planned from here).
         following = b""
-        if gap_frames:
+        if gap_frames and not concealer.planned:
             following = self._held_audio(concealer.history_frames)
         erasures = concealer.erasures
         audio = concealer.conceal(n_frames, gap_frames=gap_frames, following=following)

@@ -267,6 +267,12 @@ class Concealer:
         return pcm
 
     @property
+    def planned(self) -> bool:
+        """The gap being concealed is interpolated to its end (the audio after it changes
+        nothing more)."""
+        return self._in_erasure and self._interpolated > 0
+
+    @property
     def concealing(self) -> bool:
         """A gap is being concealed (no real audio since the last :meth:`conceal`)."""
         return self._in_erasure
