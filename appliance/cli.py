@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from appliance import __version__
 from appliance.commands import command_modules
@@ -21,8 +22,17 @@ log = logging.getLogger("appliance")
 EXIT_INTERRUPTED = 130
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """A usage error is one line, as every other error is: what is wrong and where to look,
+    not a screenful of usage with the one line that matters at its bottom."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Sub-command parsers are made of the same class (add_subparsers' default).
+    parser = OneLineErrorParser(
         prog="appliance",
         description=(
             "Network audio listener appliance. `listen` on the Raspberry Pi plays the UDP PCM "

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -38,10 +39,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from appliance.errors import UsageError
+from appliance.listener.admission import AllowList
 from appliance.listener.defaults import (
     DEFAULT_BUFFER_MS,
     DEFAULT_MAX_LATENCY_MS,
     DEFAULT_PERIOD_MS,
+    DEFAULT_TAKEOVER_S,
+    MAX_BUFFER_LIMIT_S,
     MAX_PERIOD_MS,
     MIN_BUFFER_MS,
     MIN_PERIOD_MS,
@@ -93,6 +97,14 @@ class ListenSection:
     payload_map: tuple[str, ...] = ()
     """Dynamic RTP payload types the listener plays, e.g. ``("96=L16/48000/2",)``; other
     dynamic types are L16 at 8000 Hz mono (see :mod:`appliance.wire.payload`)."""
+    allow: tuple[str, ...] = ()
+    """Addresses and networks that may stream (e.g. ``("192.168.1.0/24",)``); empty =
+    anyone (see :class:`appliance.listener.admission.AllowList`)."""
+    takeover_s: float = DEFAULT_TAKEOVER_S
+    """A silent session's source loses the speaker to a new stream after this long."""
+    key_file: Path | None = None
+    """SRTP key file (base64, mode 0600): only streams it authenticates play. TOML ``""`` or
+    absent: no key, anyone on the network may play or stop the speaker."""
     autostart: bool = True
     """Start listening at once. False waits for a press of the listen button (without GPIO
     controls the appliance listens anyway: see :func:`should_autostart`)."""
@@ -110,6 +122,9 @@ class ListenSection:
             "period_ms": self.period_ms,
             "fixed_latency": self.fixed_latency,
             "max_latency_ms": self.max_latency_ms,
+            "allow": self.allow,
+            "takeover_s": self.takeover_s,
+            "key_file": self.key_file,
         }
 
 
@@ -198,7 +213,9 @@ def should_autostart(config: ApplianceConfig, has_listen_button: bool) -> bool:
 
 # --- loading -----------------------------------------------------------------------------
 
-_Kind = Literal["int", "float", "str", "bool", "pin", "shutdown", "str_list", "path_or_auto"]
+_Kind = Literal[
+    "int", "float", "str", "bool", "pin", "shutdown", "str_list", "path_or_auto", "path_or_none"
+]
 
 _EXPECTED: Mapping[_Kind, str] = {
     "int": "an integer",
@@ -209,6 +226,7 @@ _EXPECTED: Mapping[_Kind, str] = {
     "shutdown": 'true, false or "auto"',
     "str_list": "a list of strings",
     "path_or_auto": 'a path (string; "" = automatic)',
+    "path_or_none": 'a path (string; "" = none)',
 }
 
 _SCHEMA: Mapping[str, Mapping[str, _Kind]] = {
@@ -225,6 +243,9 @@ _SCHEMA: Mapping[str, Mapping[str, _Kind]] = {
         "period_ms": "int",
         "fixed_latency": "bool",
         "max_latency_ms": "int",
+        "allow": "str_list",
+        "takeover_s": "float",
+        "key_file": "path_or_none",
         "autostart": "bool",
     },
     "gpio": {
@@ -296,7 +317,7 @@ def _convert(where: str, kind: _Kind, value: object) -> object:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise wrong()
         return tuple(value)
-    if kind == "path_or_auto":
+    if kind in ("path_or_auto", "path_or_none"):
         if not isinstance(value, str):
             raise wrong()
         return Path(value) if value else None
@@ -357,6 +378,9 @@ def load_config(path: Path | None) -> ApplianceConfig:
 def validate(config: ApplianceConfig, origin: str = "<config>") -> None:
     """Refuse values that cannot work: pins off the header or used twice, impossible ranges."""
     listen, gpio, volume = config.listen, config.gpio, config.volume
+    _check_finite_and_filled(config, origin)
+    if not listen.bind.strip():
+        raise UsageError(f"{origin}: [listen] bind must be an address (0.0.0.0 = all), not empty")
     if not 0 <= listen.port <= MAX_PORT:
         raise UsageError(f"{origin}: [listen] port must be 0 to {MAX_PORT}, not {listen.port}")
     if listen.buffer_ms < MIN_BUFFER_MS:
@@ -367,6 +391,11 @@ def validate(config: ApplianceConfig, origin: str = "<config>") -> None:
         raise UsageError(f"{origin}: [listen] timeout_s must be more than 0")
     if listen.max_buffer_s * 1000 < listen.buffer_ms:
         raise UsageError(f"{origin}: [listen] max_buffer_s must hold at least buffer_ms of audio")
+    if listen.max_buffer_s > MAX_BUFFER_LIMIT_S:
+        raise UsageError(
+            f"{origin}: [listen] max_buffer_s must be at most {MAX_BUFFER_LIMIT_S:g}, "
+            f"not {listen.max_buffer_s:g}"
+        )
     if not MIN_PERIOD_MS <= listen.period_ms <= MAX_PERIOD_MS:
         raise UsageError(
             f"{origin}: [listen] period_ms must be from {MIN_PERIOD_MS} to {MAX_PERIOD_MS}, "
@@ -381,6 +410,15 @@ def validate(config: ApplianceConfig, origin: str = "<config>") -> None:
         PayloadMap.from_texts(listen.payload_map, RTP_DEFAULT_FORMAT)
     except UsageError as error:
         raise UsageError(f"{origin}: [listen] {error}") from None
+    if not 0 < listen.takeover_s <= listen.timeout_s:
+        raise UsageError(
+            f"{origin}: [listen] takeover_s must be more than 0 and at most timeout_s "
+            f"({listen.timeout_s:g}), not {listen.takeover_s}"
+        )
+    try:
+        AllowList.parse(listen.allow)
+    except ValueError as error:
+        raise UsageError(f"{origin}: [listen] allow: {error}") from None
     if gpio.hold_time_s <= 0:
         raise UsageError(f"{origin}: [gpio] hold_time_s must be more than 0")
     used: dict[int, str] = {}
@@ -402,6 +440,20 @@ def validate(config: ApplianceConfig, origin: str = "<config>") -> None:
         )
 
 
+def _check_finite_and_filled(config: ApplianceConfig, origin: str) -> None:
+    """Every float of the schema finite, every list entry non-empty: TOML has ``nan`` and
+    ``inf``, and a comparison with NaN is always false, so the range checks alone let it
+    through (``timeout_s = nan`` would disable timeouts)."""
+    for name, schema in _SCHEMA.items():
+        section = getattr(config, name)
+        for key, kind in schema.items():
+            value = getattr(section, key)
+            if kind == "float" and not math.isfinite(value):
+                raise UsageError(f"{origin}: [{name}] {key} must be a finite number, not {value}")
+            if kind == "str_list" and any(not item.strip() for item in value):
+                raise UsageError(f"{origin}: [{name}] {key} has an empty entry")
+
+
 # --- command line --------------------------------------------------------------------------
 
 CLI_OVERRIDES: dict[str, tuple[str, str]] = {
@@ -418,6 +470,9 @@ CLI_OVERRIDES: dict[str, tuple[str, str]] = {
     "period_ms": ("listen", "period_ms"),
     "fixed_latency": ("listen", "fixed_latency"),
     "max_latency_ms": ("listen", "max_latency_ms"),
+    "allow": ("listen", "allow"),  # `--allow NET`, repeatable
+    "takeover_s": ("listen", "takeover_s"),
+    "key_file": ("listen", "key_file"),  # `listen --key-file FILE`
     "autostart": ("listen", "autostart"),
     "gpio": ("gpio", "enabled"),
     "listen_pin": ("gpio", "listen_button"),
@@ -483,7 +538,7 @@ def apply_overrides(config: ApplianceConfig, args: argparse.Namespace) -> Applia
         value = getattr(args, dest, None)
         if value is None:
             continue
-        if dest in ("interface", "payload_map"):
+        if dest in ("interface", "payload_map", "allow"):
             value = tuple(value)
         changes.setdefault(section, {})[key] = value
     if not changes:

@@ -24,6 +24,8 @@ APT_PACKAGES=(
     # benchmark compares it with GStreamer's receiver (pulsesink).
     ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-pulseaudio
+    # SRTP interop: GStreamer's srtpenc/srtpdec (tests/sender/test_srtp_interop.py).
+    gstreamer1.0-plugins-bad
     # an output that refuses rates (the listener converts): ALSA's jack PCM on a private
     # JACK server, recorded through PulseAudio's JACK source (tests/audio_rig.py).
     jackd2 pulseaudio-module-jack

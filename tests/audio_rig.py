@@ -294,7 +294,13 @@ class AudioSink:
         script.write_text(_daemon_script(self.socket_path, self.rate, self.channels))
         self.asound_conf.write_text(_asound_conf(self.socket_path, self.tee_path))
         started = time.monotonic()
-        with self.log_path.open("wb") as log:
+        self._launch_daemon(script)
+        self._wait_until(self._sink_ready, "the PulseAudio null sink")
+        self.startup_s = time.monotonic() - started
+
+    def _launch_daemon(self, script: Path) -> None:
+        # Appended to: after kill() and restart() the log holds both runs.
+        with self.log_path.open("ab") as log:
             self._daemon = subprocess.Popen(
                 [
                     "pulseaudio",
@@ -312,7 +318,36 @@ class AudioSink:
                 stderr=log,
                 env=self._env(),
             )
-        self._wait_until(self._sink_ready, "the PulseAudio null sink")
+
+    def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Make the audio server die under its clients, as a crashed or stopped server does
+        (SIGKILL: no goodbye to anyone; SIGTERM: it disconnects them first). A recording in
+        progress ends with it. :meth:`restart` brings it back on the same socket."""
+        if self._recorder is not None:
+            recorder, self._recorder = self._recorder, None
+            _stop_process(recorder, signal.SIGKILL)
+        if self._daemon is not None:
+            daemon, self._daemon = self._daemon, None
+            _stop_process(daemon, sig)
+
+    def freeze(self) -> None:
+        """Stop the audio server without killing it (SIGSTOP), as a server that hangs: its
+        clients' connections stay up, unanswered. :meth:`thaw` lets it run on."""
+        if self._daemon is not None:
+            self._daemon.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._daemon is not None:
+            self._daemon.send_signal(signal.SIGCONT)
+
+    def restart(self) -> None:
+        """Start the server again after :meth:`kill`, with the same socket, sink and ALSA
+        configuration; returns when the sink is ready (a client may then reconnect)."""
+        if self.is_running:
+            raise AudioRigError("the audio server is still running: kill() it first")
+        started = time.monotonic()
+        self._launch_daemon(self._dir / "daemon.pa")
+        self._wait_until(self._sink_ready, "the restarted PulseAudio null sink")
         self.startup_s = time.monotonic() - started
 
     def _pactl(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -436,6 +471,8 @@ class AudioSink:
                 _stop_process(recorder, signal.SIGKILL)
             if self._daemon is not None:
                 daemon, self._daemon = self._daemon, None
+                if daemon.poll() is None:
+                    daemon.send_signal(signal.SIGCONT)  # a frozen daemon would not see SIGTERM
                 _stop_process(daemon, signal.SIGTERM)
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)

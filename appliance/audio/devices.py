@@ -21,18 +21,13 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
 import pyaudio
 
+from appliance.audio.alsa_noise import quiet_stderr
 from appliance.errors import AudioDeviceError
-
-QUIET_ENV = "APPLIANCE_ALSA_NOISE"
-"""Set to 1 to see what ALSA prints while PortAudio probes devices (hidden by default)."""
 
 
 class Direction(StrEnum):
@@ -75,27 +70,9 @@ class AudioDevice:
         return f"{self.index:3d}  {self.name}{mark}"
 
 
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    # PortAudio's ALSA probe prints dozens of lines about PCMs that do not exist on this box;
-    # they bury real messages, so fd 2 goes to /dev/null while PyAudio initialises.
-    if os.environ.get(QUIET_ENV) == "1":
-        yield
-        return
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def open_pyaudio() -> pyaudio.PyAudio:
     """A PyAudio instance; the caller must ``terminate()`` it."""
-    with _quiet_stderr():
+    with quiet_stderr():
         return pyaudio.PyAudio()
 
 

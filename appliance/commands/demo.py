@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from appliance.commands.types import nonempty_path, nonempty_text
 from appliance.discovery import Advertiser, resolve_destination
 from appliance.errors import AudioDeviceError, DiscoveryError
 from appliance.listener.listener import Listener, ListenerConfig
@@ -39,11 +40,18 @@ def add_parser(subparsers: Any) -> None:
             f"without one it writes what it would have played to {FALLBACK_FILE} instead."
         ),
     )
-    parser.add_argument("--device", metavar="NAME|INDEX", help="audio output device")
     parser.add_argument(
-        "--output-file", type=Path, metavar="WAV", help="write the played audio to this WAV file"
+        "--device", type=nonempty_text, metavar="NAME|INDEX", help="audio output device"
     )
-    parser.add_argument("--file", type=Path, help="send this file instead of the sample")
+    parser.add_argument(
+        "--output-file",
+        type=nonempty_path,
+        metavar="WAV",
+        help="write the played audio to this WAV file",
+    )
+    parser.add_argument(
+        "--file", type=nonempty_path, help="send this file instead of the sample"
+    )
     parser.set_defaults(run=run)
 
 

@@ -17,7 +17,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from appliance.discovery.arguments import add_mdns_arguments, positive_seconds
+from appliance.commands.types import positive_seconds
+from appliance.discovery.arguments import add_mdns_arguments
 from appliance.discovery.browse import (
     DEFAULT_DISCOVER_TIMEOUT_S,
     ListenerEvent,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import threading
-from pathlib import Path
 from typing import Any
 
+from appliance.commands.types import nonempty_path, nonempty_text, positive_seconds
 from appliance.config import add_config_arguments, apply_overrides, load_config
 from appliance.discovery import add_advertise_arguments, install_shutdown_signals
 from appliance.listener.defaults import (
@@ -14,6 +14,7 @@ from appliance.listener.defaults import (
     DEFAULT_MAX_BUFFER_S,
     DEFAULT_MAX_LATENCY_MS,
     DEFAULT_PERIOD_MS,
+    DEFAULT_TAKEOVER_S,
     DEFAULT_TIMEOUT_S,
 )
 from appliance.listener.listener import ListenerConfig
@@ -52,7 +53,10 @@ def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, help=f"UDP port to listen on (default: {DEFAULT_PORT})"
     )
     parser.add_argument(
-        "--bind", metavar="ADDR", help="local address to listen on (default: all, 0.0.0.0)"
+        "--bind",
+        type=nonempty_text,
+        metavar="ADDR",
+        help="local address to listen on: IPv4 or IPv6 (:: takes both) (default: all, 0.0.0.0)",
     )
     parser.add_argument(
         "--buffer-ms",
@@ -79,19 +83,20 @@ def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         metavar="S",
         help=f"a stream ends after S seconds without packets (default: {DEFAULT_TIMEOUT_S:g})",
     )
     parser.add_argument(
         "--max-buffer-s",
-        type=float,
+        type=positive_seconds,
         metavar="S",
         help="most audio held for a sender faster than real time; beyond it the oldest is "
         f"dropped and counted (default: {DEFAULT_MAX_BUFFER_S:g})",
     )
     parser.add_argument(
         "--device",
+        type=nonempty_text,
         metavar="NAME|INDEX",
         help="audio output device (default: the system default; see `appliance devices`)",
     )
@@ -105,14 +110,40 @@ def add_listener_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--payload-map",
         action="append",
+        type=nonempty_text,
         metavar="PT=ENC/RATE[/CH]",
         help="what a dynamic RTP payload type (96-127) carries, e.g. 96=L16/48000/2 or "
         "100=PCMA/8000; repeatable. Types not named are L16 8000 Hz mono (what ffmpeg's 97 "
         "and GStreamer's 96 are by default); static types 0, 8, 10 and 11 need no map",
     )
     parser.add_argument(
+        "--allow",
+        action="append",
+        type=nonempty_text,
+        metavar="NET",
+        help="only this address or network may stream, e.g. 192.168.1.0/24; repeatable "
+        "(default: anyone who can reach the port; see --key-file for real protection)",
+    )
+    parser.add_argument(
+        "--takeover-s",
+        type=positive_seconds,
+        metavar="S",
+        help="once the playing sender has been silent this long, another sender's stream "
+        "takes over at once (a sender re-run without an end marker loses at most this; "
+        f"default: {DEFAULT_TAKEOVER_S:g})",
+    )
+    parser.add_argument(
+        "--key-file",
+        type=nonempty_path,
+        metavar="FILE",
+        help="play only SRTP streams (AES_CM_128_HMAC_SHA1_80) that authenticate with the "
+        "30-byte key in FILE (base64, mode 600; the sender's --key-file, ffmpeg's "
+        "-srtp_out_params); raw and plain RTP datagrams are then dropped. Default: no key, "
+        "anyone on the network may play or stop the speaker",
+    )
+    parser.add_argument(
         "--output-file",
-        type=Path,
+        type=nonempty_path,
         metavar="WAV",
         help="write what would be played to this WAV file instead of a sound card",
     )

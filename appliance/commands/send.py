@@ -22,13 +22,14 @@ import textwrap
 from typing import Any
 
 from appliance.audio.format import SUPPORTED_RATES
+from appliance.commands.types import nonempty_path, nonempty_text
 from appliance.discovery import add_mdns_arguments
 from appliance.errors import UsageError
 from appliance.sender.capture import CaptureSource, open_capture
 from appliance.sender.pacing import LivePacer
 from appliance.sender.plan import StreamPlan
 from appliance.sender.progress import ProgressLine
-from appliance.sender.sender import Sender, SendReport
+from appliance.sender.sender import RAW_WITH_KEY, Sender, SendReport
 from appliance.sender.source import (
     PcmSource,
     RawFormat,
@@ -36,9 +37,10 @@ from appliance.sender.source import (
     open_source,
     raw_pcm_format,
 )
-from appliance.sender.targets import as_target, plan_for_all, resolve_targets
+from appliance.sender.targets import as_target, check_keys, plan_for_all, resolve_targets
 from appliance.wire import Wire
 from appliance.wire.raw import DEFAULT_PORT
+from appliance.wire.srtp import load_key
 
 EXIT_TARGET_FAILED = 3
 """A listener was busy, unreachable or silent (one line says which)."""
@@ -95,6 +97,7 @@ def add_parser(subparsers: Any) -> None:
         "file",
         metavar="FILE",
         nargs="?",
+        type=nonempty_text,
         help="an audio file (MP3, FLAC, WAV...), raw PCM, or - for stdin",
     )
     what.add_argument(
@@ -148,8 +151,17 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--format",
         dest="sample_format",
+        type=nonempty_text,
         metavar="FMT",
         help=f"sample format of raw PCM input: {SAMPLE_FORMATS_TEXT} (default s16le)",
+    )
+    parser.add_argument(
+        "--key-file",
+        type=nonempty_path,
+        metavar="FILE",
+        help="send SRTP (AES_CM_128_HMAC_SHA1_80) with the 30-byte key in FILE (base64, mode "
+        "600), the one the listener's --key-file names; implies --rtp (the raw wire cannot "
+        "be authenticated)",
     )
     add_mdns_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
@@ -161,9 +173,15 @@ def run(args: argparse.Namespace) -> int:
     if args.rate is not None or args.channels is not None or args.sample_format is not None:
         raw_format = raw_pcm_format(args.rate, args.channels, args.sample_format)
     force: Wire | None = args.wire
+    key = None if args.key_file is None else load_key(args.key_file)
+    if key is not None:
+        if force is Wire.RAW:
+            raise UsageError(f"--raw with --key-file: {RAW_WITH_KEY}")
+        force = Wire.RTP
     # A bad file, format or input device fails before any network lookup.
     with open_any_source(args, raw_format) as source:
         targets = resolve_targets(args.to, DEFAULT_PORT, args.interface, args.mdns_timeout)
+        check_keys(targets, has_key=key is not None)
         plan = plan_for_all(source.format, targets, source_name=source.name, force=force)
         named = ", ".join(t.describe() for t in targets)
         best = source.format
@@ -179,7 +197,11 @@ def run(args: argparse.Namespace) -> int:
         pacer = LivePacer() if source.live else None  # a live source: its clock is the pace
         notice = progress.note if progress else (None if args.quiet else print_line)
         with Sender(
-            targets=[as_target(t) for t in targets], pacer=pacer, listen=True, on_notice=notice
+            targets=[as_target(t) for t in targets],
+            pacer=pacer,
+            listen=True,
+            on_notice=notice,
+            key=key,
         ) as sender:
             report = sender.send(
                 plan.stream(source.chunks()),

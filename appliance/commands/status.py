@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from appliance.commands.types import nonempty_text
 from appliance.discovery.arguments import add_mdns_arguments
 from appliance.discovery.browse import DEFAULT_RESOLVE_TIMEOUT_S, resolve_listener
 from appliance.discovery.records import ListenerRecord, format_payload_types
@@ -45,7 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="show one listener's advertised state",
         description="Look a listener up by name over mDNS and print what it advertises.",
     )
-    parser.add_argument("name", help="the listener's name (case-insensitive)")
+    parser.add_argument(
+        "name", type=nonempty_text, help="the listener's name (case-insensitive)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_mdns_arguments(
         parser, timeout_option="--timeout", default_timeout=DEFAULT_RESOLVE_TIMEOUT_S

@@ -38,16 +38,22 @@ Wiring in ``appliance listen`` (the listener sets its state; the port is known a
         listener.close()
 
 A taken name is not an error: the advertiser takes ``NAME-2`` (``-3``...) and logs the name
-actually used, which :attr:`Advertiser.registered_name` also gives. Limitation: python-zeroconf
-detects the conflict only if the owner's PTR record is in its cache while it probes (from
-announcements it heard, or a browse on the same Zeroconf: pass ``zeroconf=``); a listener
-started long after the owner announced may keep the same name. (A browser inside the
-advertiser, to fill the cache before probing, was tried: it caught the conflict only about 2
-times in 3, because of mDNS duplicate-question suppression, so it was left out.)
+actually used, which :attr:`Advertiser.registered_name` also gives. python-zeroconf's probe
+detects a conflict only if the owner's PTR record is in its cache while it probes, and does not
+break simultaneous-probe ties (two listeners started together both kept the name about 1 time
+in 3). So the advertiser keeps watching after registering (:mod:`appliance.discovery.conflicts`):
+another host's SRV record under our name, with other data, is a conflict, and the host whose
+data sorts first (RFC 6762 section 8.2's rule) re-registers as the next free ``NAME-N`` while
+the other re-announces; exactly one renames, also when the conflict appears long after start.
+
+On all interfaces (no ``interfaces``) the worker also polls the machine's addresses every
+``address_poll_interval_s`` (2 s): a change (Wi-Fi reconnect, DHCP) moves zeroconf's sockets
+(``update_interfaces``), sends a goodbye for the addresses no longer held and re-announces.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import signal
@@ -58,9 +64,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType, TracebackType
 
-from zeroconf import ServiceInfo, Zeroconf
+from zeroconf import NonUniqueNameException, ServiceInfo, Zeroconf
 
-from appliance.discovery.network import advertised_addresses, describe_interfaces, make_zeroconf
+from appliance.discovery.conflicts import (
+    ConflictWatcher,
+    ServiceClaim,
+    loses_to,
+    reassert_query,
+    srv_goodbye,
+)
+from appliance.discovery.network import (
+    address_goodbye,
+    advertised_addresses,
+    describe_interfaces,
+    make_zeroconf,
+)
 from appliance.discovery.records import (
     MAX_INSTANCE_NAME_BYTES,
     PLAYOUT_TXT_RESERVE_BYTES,
@@ -85,6 +103,18 @@ STATE_UPDATE_INTERVAL_S = 1.0
 CLOSE_TIMEOUT_S = 5.0
 """How long :meth:`Advertiser.close` waits for the worker (a registration in progress takes
 about 1.6 s to finish before the goodbye can go out)."""
+
+ADDRESS_POLL_INTERVAL_S = 2.0
+"""How often an advertiser on all interfaces checks this machine's addresses (Wi-Fi reconnect,
+DHCP): a change is re-announced within about this long. Reading them costs well under 1 ms."""
+
+DEFEND_DELAY_S = 1.5
+"""After a name conflict that we win, re-announce this long after noticing it: browsers then
+flush the loser's SRV record (RFC 6762 section 10.2 flushes records older than 1 s)."""
+
+MAX_RENAME_ATTEMPTS = 100
+"""``NAME-2`` ... ``NAME-101``: a bound, so that a network that claims every name cannot keep
+the advertiser probing forever."""
 
 SHUTDOWN_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
 
@@ -155,6 +185,8 @@ class _Action(enum.Enum):
     REGISTER = "register"
     UPDATE = "update"
     UNREGISTER = "unregister"
+    CONFLICT = "conflict"
+    POLL_ADDRESSES = "poll addresses"
 
 
 class Advertiser:
@@ -171,6 +203,10 @@ class Advertiser:
     :param payload_map: the RTP payload types the listener plays (``Listener.payload_map``),
         advertised in TXT so that senders choose RTP and a payload type; None advertises the
         raw wire only (what listeners before RTP did).
+    :param address_poll_interval_s: how often to look for changed addresses when on all
+        interfaces (None: never); tests make it short.
+    :param probe: False registers without probing, as a host that was offline during our probe
+        would: for tests of conflicts that appear after registration.
 
     Opens its zeroconf sockets in the constructor, so a bad ``--interface`` fails at once with
     :class:`~appliance.errors.NetworkError`.
@@ -187,6 +223,9 @@ class Advertiser:
         update_interval_s: float = STATE_UPDATE_INTERVAL_S,
         zeroconf: Zeroconf | None = None,
         payload_map: PayloadMap | None = None,
+        auth: str | None = None,
+        address_poll_interval_s: float | None = ADDRESS_POLL_INTERVAL_S,
+        probe: bool = True,
     ) -> None:
         self.requested_name = validate_listener_name(
             default_listener_name() if name is None else name
@@ -196,7 +235,8 @@ class Advertiser:
         self._addresses = advertised_addresses(self._interfaces)
         self._server = server or default_server_name()
         self._state_machine = state_machine
-        self._properties = ListenerProperties.for_payload_map(payload_map)
+        # ``auth`` (TXT ``auth=srtp``) says that a key is required, never the key.
+        self._properties = replace(ListenerProperties.for_payload_map(payload_map), auth=auth)
         # With room for ``lat`` and ``net`` at their largest realistic values.
         size = txt_record_bytes(self._properties.to_properties()) + PLAYOUT_TXT_RESERVE_BYTES
         if size > TXT_RECORD_BUDGET_BYTES:
@@ -213,6 +253,17 @@ class Advertiser:
         self._owns_zeroconf = zeroconf is None
         self._zc = zeroconf if zeroconf is not None else make_zeroconf(self._interfaces)
         self._unsubscribe: Callable[[], None] | None = None
+        # Addresses are followed only on all interfaces: an explicit --interface list is
+        # exactly what is advertised. None (or no interval) follows nothing.
+        self._poll_interval_s = None if self._interfaces else address_poll_interval_s
+        self._next_poll = 0.0
+        # False registers without probing (as a host that was offline during our probe does):
+        # for tests of conflicts that appear after registration.
+        self._probe = probe
+        self._conflict: ServiceClaim | None = None
+        self._lost_names: set[str] = set()
+        self._watcher = ConflictWatcher(self._on_conflict)
+        self._zc.add_listener(self._watcher, None)
 
         self._condition = threading.Condition()
         # What is wanted (set by observers and callers)...
@@ -379,12 +430,22 @@ class Advertiser:
             return _Action.REGISTER, None
         if not want_registered and self._info is not None:
             return _Action.UNREGISTER, None
-        if self._info is not None and self._wanted != self._published:
-            remaining = self._last_publish + self._update_interval_s - time.monotonic()
+        if self._info is None:
+            return None, None
+        if self._conflict is not None:
+            return _Action.CONFLICT, None
+        now = time.monotonic()
+        sleeps: list[float] = []
+        if self._poll_interval_s is not None:
+            if now >= self._next_poll:
+                return _Action.POLL_ADDRESSES, None
+            sleeps.append(self._next_poll - now)
+        if self._wanted != self._published:
+            remaining = self._last_publish + self._update_interval_s - now
             if remaining <= 0:
                 return _Action.UPDATE, None
-            return None, remaining
-        return None, None
+            sleeps.append(remaining)
+        return None, min(sleeps, default=None)
 
     def _run(self) -> None:
         try:
@@ -404,7 +465,14 @@ class Advertiser:
                     self._do_update(info, wanted)
                 elif action is _Action.UNREGISTER and info is not None:
                     self._do_unregister(info)
+                elif action is _Action.CONFLICT and info is not None:
+                    self._resolve_conflict(info)
+                elif action is _Action.POLL_ADDRESSES and info is not None:
+                    self._follow_addresses(info)
         finally:
+            # A shared Zeroconf whose owner closed it first: nothing left to detach from.
+            with contextlib.suppress(RuntimeError):
+                self._zc.remove_listener(self._watcher)
             if self._owns_zeroconf:
                 self._zc.close()
 
@@ -423,7 +491,9 @@ class Advertiser:
         try:
             port = self._port() if callable(self._port) else self._port
             info = self._service_info(service_name(self.requested_name), port, wanted)
-            self._zc.register_service(info, allow_name_change=True)
+            self._zc.register_service(
+                info, allow_name_change=True, cooperating_responders=not self._probe
+            )
         except Exception as error:
             # Not fatal to the listener: it still plays, it just cannot be found by name.
             log.exception("cannot advertise %r over mDNS", self.requested_name)
@@ -442,11 +512,13 @@ class Advertiser:
             describe_interfaces(self._interfaces),
             port,
         )
+        self._start_watching(info)
         with self._condition:
             self._info = info
             self._published = wanted
             self._last_publish = time.monotonic()
             self._last_error = None
+            self._next_poll = time.monotonic() + (self._poll_interval_s or 0.0)
             self._condition.notify_all()
 
     def _do_update(self, info: ServiceInfo, wanted: DynamicTxt) -> None:
@@ -463,6 +535,7 @@ class Advertiser:
             self._condition.notify_all()
 
     def _do_unregister(self, info: ServiceInfo) -> None:
+        self._watcher.watch(None, None)
         try:
             self._zc.unregister_service(info)
             log.info("stopped advertising %r", instance_name(info.name))
@@ -471,4 +544,125 @@ class Advertiser:
         with self._condition:
             self._info = None
             self._published = None
+            self._condition.notify_all()
+
+    # -- name conflicts after registration (see appliance.discovery.conflicts) -------------
+
+    def _start_watching(self, info: ServiceInfo) -> None:
+        self._watcher.watch(info.name, ServiceClaim(self._server, info.port or 0))
+        # A claim that reached the cache between our probe and now has no update to come.
+        self._watcher.check_cache(self._zc)
+
+    def _on_conflict(self, theirs: ServiceClaim) -> None:
+        """The watcher's callback, on zeroconf's event loop: record it and wake the worker."""
+        with self._condition:
+            self._conflict = theirs
+            self._condition.notify_all()
+
+    def _resolve_conflict(self, info: ServiceInfo) -> None:
+        with self._condition:
+            theirs, self._conflict = self._conflict, None
+        if theirs is None:
+            return
+        ours = ServiceClaim(self._server, info.port or 0)
+        name = instance_name(info.name)
+        if not loses_to(ours, theirs):
+            log.info(
+                "mDNS name %r is also claimed by %s: keeping it (RFC 6762 tie-break)",
+                name,
+                theirs.describe(),
+            )
+            self._defend(info)
+            return
+        self._watcher.watch(None, None)
+        self._lost_names.add(name.lower())
+        # No full goodbye: the PTR record is the same for both hosts, and a goodbye for it
+        # would make browsers drop the name that the other host keeps. Our SRV goes now; the
+        # winner's answer to the query below (1.6 s of probing later) flushes the rest.
+        loop = self._zc.loop
+        assert loop is not None
+        loop.call_soon_threadsafe(self._zc.registry.async_remove, info)
+        self._zc.send(srv_goodbye(info))
+        renamed = self._register_renamed(info)
+        self._zc.send(reassert_query(info.name))
+        with self._condition:
+            self._info = renamed
+            if renamed is None:
+                self._published = None
+                self._want_registered = False
+            self._condition.notify_all()
+        if renamed is not None:
+            log.warning(
+                "mDNS name %r is also claimed by %s: now advertising as %r",
+                name,
+                theirs.describe(),
+                instance_name(renamed.name),
+            )
+
+    def _defend(self, info: ServiceInfo) -> None:
+        with self._condition:
+            if self._condition.wait_for(lambda: self._closing, DEFEND_DELAY_S):
+                return
+            current = self._info
+        if current is not None and current.name == info.name:
+            try:
+                self._zc.update_service(current)
+            except Exception:
+                log.exception("cannot re-announce %r over mDNS", instance_name(info.name))
+
+    def _register_renamed(self, lost: ServiceInfo) -> ServiceInfo | None:
+        """Register under the first ``NAME-N`` not claimed (in the cache) and not lost before;
+        probing still runs, so a name claimed by a host we have not heard is skipped too."""
+        with self._condition:
+            published = self._published or self._wanted
+        for number in range(2, 2 + MAX_RENAME_ATTEMPTS):
+            candidate = f"{self.requested_name}-{number}"
+            full = service_name(candidate)
+            claimed = self._zc.cache.current_entry_with_name_and_alias(SERVICE_TYPE, full)
+            if candidate.lower() in self._lost_names or claimed is not None:
+                continue
+            info = self._service_info(full, lost.port or 0, published)
+            try:
+                self._zc.register_service(info, allow_name_change=False)
+            except NonUniqueNameException:
+                continue
+            except Exception as error:
+                log.exception("cannot advertise %r over mDNS", candidate)
+                with self._condition:
+                    self._last_error = str(error) or type(error).__name__
+                return None
+            self._start_watching(info)
+            return info
+        log.error("no free mDNS name after %d attempts: not advertised", MAX_RENAME_ATTEMPTS)
+        return None
+
+    # -- addresses that change (Wi-Fi reconnect, DHCP) ------------------------------------
+
+    def _follow_addresses(self, info: ServiceInfo) -> None:
+        with self._condition:
+            self._next_poll = time.monotonic() + (self._poll_interval_s or 0.0)
+            published = self._published or self._wanted
+        current = advertised_addresses(None)
+        if current == self._addresses:
+            return
+        gone = [a for a in self._addresses if a not in current]
+        log.info(
+            "addresses changed from %s to %s: re-announcing %r",
+            ", ".join(self._addresses) or "none",
+            ", ".join(current) or "none",
+            instance_name(info.name),
+        )
+        self._addresses = current
+        updated = self._service_info(info.name, info.port or 0, published)
+        try:
+            # Sockets for new addresses first, so that the announcement goes out on them.
+            self._zc.update_interfaces()
+            if gone:
+                self._zc.send(address_goodbye(self._server, gone))
+            self._zc.update_service(updated)
+        except Exception:
+            log.exception("cannot re-announce %r with new addresses", instance_name(info.name))
+        with self._condition:
+            if self._info is info:
+                self._info = updated
             self._condition.notify_all()

@@ -17,22 +17,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from appliance.commands.types import nonempty_text, positive_seconds
 from appliance.discovery.advertise import Advertiser
 from appliance.discovery.browse import DEFAULT_RESOLVE_TIMEOUT_S
 from appliance.discovery.network import add_interface_argument
 from appliance.listener.state import StateMachine
 from appliance.wire.payload import PayloadMap
-
-
-def positive_seconds(text: str) -> float:
-    """argparse ``type=`` for a timeout: a number of seconds greater than zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
-    return value
 
 
 def add_mdns_arguments(
@@ -63,6 +53,7 @@ def add_advertise_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--name",
         default=None,
+        type=nonempty_text,
         help=(
             "the name senders use to find this listener (default: the host name); "
             "if taken on the network, NAME-2 (-3...) is used and logged"

@@ -22,7 +22,10 @@ from collections.abc import Sequence
 
 import ifaddr
 from zeroconf import InterfaceChoice, IPVersion, Zeroconf
+from zeroconf._dns import DNSAddress
+from zeroconf._protocol.outgoing import DNSOutgoing
 from zeroconf.asyncio import AsyncZeroconf
+from zeroconf.const import _CLASS_IN, _CLASS_UNIQUE, _FLAGS_AA, _FLAGS_QR_RESPONSE, _TYPE_A
 
 from appliance.errors import NetworkError, UsageError
 
@@ -121,6 +124,17 @@ def advertised_addresses(interfaces: Sequence[str] | None) -> list[str]:
     found = [str(n.ip) for n in local_ipv4_networks()]
     outside = [a for a in found if not ipaddress.ip_address(a).is_loopback]
     return sorted(set(outside or found), key=lambda a: found.index(a))
+
+
+def address_goodbye(server: str, addresses: Sequence[str]) -> DNSOutgoing:
+    """An mDNS response withdrawing ``server``'s A records for ``addresses`` (TTL 0, RFC 6762
+    section 10.1): sent when an interface loses an address, so that browsers stop offering an
+    address we no longer hold instead of keeping it for the record's TTL."""
+    out = DNSOutgoing(_FLAGS_QR_RESPONSE | _FLAGS_AA)
+    for text in addresses:
+        packed = ipaddress.IPv4Address(text).packed
+        out.add_answer_at_time(DNSAddress(server, _TYPE_A, _CLASS_IN | _CLASS_UNIQUE, 0, packed), 0)
+    return out
 
 
 def preferred_address(addresses: Sequence[str]) -> str:

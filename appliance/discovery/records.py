@@ -34,6 +34,10 @@ The keys:
 ``lat``
     The listener's current playout latency target, whole milliseconds (published when
     listening starts and after each session). Absent: an older listener.
+``auth``
+    ``srtp``: the listener plays only SRTP streams that authenticate with its pre-shared key
+    (:mod:`appliance.wire.srtp`); a sender without the key cannot play on it. Never the key.
+    Absent: an open listener, anyone may stream.
 ``net``
     What the network did to the last session that ended (:class:`NetworkFigures`), as
     comma-separated ``key=value`` pairs, in this order::
@@ -128,6 +132,9 @@ TXT_VERSION = "version"
 TXT_STATE = "state"
 TXT_LATENCY = "lat"
 TXT_NETWORK = "net"
+TXT_AUTH = "auth"
+AUTH_SRTP = "srtp"
+"""``auth=srtp``: a key is required (see :mod:`appliance.wire.srtp`)."""
 KNOWN_KEYS = frozenset(
     {
         TXT_RATE,
@@ -142,6 +149,7 @@ KNOWN_KEYS = frozenset(
         TXT_STATE,
         TXT_LATENCY,
         TXT_NETWORK,
+        TXT_AUTH,
     }
 )
 
@@ -544,6 +552,8 @@ class ListenerProperties:
     """The current playout latency target (TXT ``lat``); None: not advertised."""
     network: NetworkFigures | None = None
     """The last ended session's figures (TXT ``net``); None: no session yet, or unreadable."""
+    auth: str | None = None
+    """How streams must authenticate (TXT ``auth``, :data:`AUTH_SRTP`); None: open."""
     extra: Mapping[str, str | None] = field(default_factory=dict)
     """Keys this version does not know, kept so a round trip loses nothing."""
 
@@ -596,6 +606,7 @@ class ListenerProperties:
             state=properties.get(TXT_STATE),
             latency_ms=_non_negative_or_none(properties.get(TXT_LATENCY)),
             network=NetworkFigures.parse(properties.get(TXT_NETWORK)),
+            auth=properties.get(TXT_AUTH),
             extra={k: v for k, v in properties.items() if k not in known},
         )
 
@@ -618,6 +629,7 @@ class ListenerProperties:
             TXT_STATE: self.state,
             TXT_LATENCY: self.latency_ms,
             TXT_NETWORK: None if self.network is None else self.network.to_text(),
+            TXT_AUTH: self.auth,
         }
         out.update({k: str(v) for k, v in tail.items() if v is not None})
         out.update(self.extra)

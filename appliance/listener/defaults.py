@@ -17,7 +17,16 @@ DEFAULT_MAX_LATENCY_MS = 200
 MIN_BUFFER_MS = 20
 """One packet of the seed's wire."""
 DEFAULT_TIMEOUT_S = 5.0
+"""A session whose source sends nothing for this long ends (nobody else streaming)."""
+DEFAULT_TAKEOVER_S = 0.5
+"""Once a session's source has been silent this long, another source's stream may take over
+at once: a sender killed or re-run without an end marker costs at most this. Wi-Fi stalls of
+a few hundred ms (seen in tests/impair.py's traces and real homes) must not hand the speaker
+to someone else, hence not shorter."""
 DEFAULT_MAX_BUFFER_S = 120.0
+MAX_BUFFER_LIMIT_S = 600.0
+"""The largest --max-buffer-s: the playout queue's stated bound (10 min is 115 MB at 48 kHz
+stereo, already a fifth of a Pi Zero's memory); more buys nothing a listener needs."""
 DEFAULT_PERIOD_MS = 30
 """Audio per output callback. Each callback costs a thread wake-up, the GIL and PortAudio's
 own work whatever its size: 30 ms instead of 20 ms cut the listener's CPU by a quarter

@@ -6,6 +6,12 @@ second thread's job, which only wakes while a session is open. What the datagram
 may stream, raw or RTP, when a stream ends) is :mod:`appliance.listener.sessions`' business.
 Replies to the sources (:mod:`appliance.listener.feedback`) leave from the same socket, sent
 with ``MSG_DONTWAIT`` so that the receiving thread never waits for them.
+
+With a key (:mod:`appliance.wire.srtp`) every datagram is unprotected here, before the session
+logic sees it: what does not authenticate (raw PCM, an empty end marker, plain RTP, another
+key, a replay) is counted in :attr:`Receiver.unauthenticated` and dropped, so it can neither
+start, end nor disturb a session, and gets no reply (no amplification, no oracle). The replies
+to authenticated sources leave as SRTCP.
 """
 
 from __future__ import annotations
@@ -15,13 +21,18 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 
+from appliance.listener.admission import AllowList
+from appliance.listener.defaults import DEFAULT_TAKEOVER_S
 from appliance.listener.feedback import Address, Feedback
+from appliance.listener.notices import NoticeLimiter
 from appliance.listener.playout.buffer import PlayoutBuffer
 from appliance.listener.session import EndReason, Session
-from appliance.listener.sessions import SessionCallback, SessionManager
+from appliance.listener.sessions import FormatCallback, SessionCallback, SessionManager
 from appliance.wire.payload import PayloadMap
 from appliance.wire.raw import RAW_FORMAT
+from appliance.wire.srtp import SrtpError, SrtpFailure, SrtpProtector, SrtpUnprotector
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +58,26 @@ class Receiver:
         payload_map: PayloadMap = DEFAULT_PAYLOAD_MAP,
         *,
         reports: bool = True,
+        takeover_s: float = DEFAULT_TAKEOVER_S,
+        allow: AllowList | None = None,
+        on_stream_coming: FormatCallback | None = None,
+        on_idle: Callable[[], None] | None = None,
+        key: bytes | None = None,
     ) -> None:
         self._sock = sock
+        self._unprotector = None if key is None else SrtpUnprotector(key)
+        self._protector = None if key is None else SrtpProtector(key)
+        self.unauthenticated = 0
+        """Datagrams dropped because they did not authenticate (only with a key)."""
+        self.unauthenticated_by: dict[SrtpFailure, int] = {}
+        """The same, by reason."""
+        self._auth_notices = NoticeLimiter(log)
         self.feedback = Feedback(self._send_reply) if reports else None
         """The replies to the sources (None when ``reports`` is off)."""
         self._sessions = SessionManager(
-            buffer, timeout_s, payload_map, on_session_start, on_session_end, self.feedback
+            buffer, timeout_s, payload_map, on_session_start, on_session_end, self.feedback,
+            takeover_s=takeover_s, allow=allow, on_stream_coming=on_stream_coming,
+            on_idle=on_idle,
         )
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -66,6 +91,11 @@ class Receiver:
         return self._sessions.session
 
     @property
+    def sessions(self) -> SessionManager:
+        """The session logic, for its counters (refused, displaced...)."""
+        return self._sessions
+
+    @property
     def invalid_outside_sessions(self) -> int:
         return self._sessions.invalid_outside_sessions
 
@@ -73,7 +103,18 @@ class Receiver:
     def rtcp_outside_sessions(self) -> int:
         return self._sessions.rtcp_outside_sessions
 
+    @property
+    def authenticated(self) -> bool:
+        """Only SRTP that authenticates is played (a key is set)."""
+        return self._unprotector is not None
+
     def _send_reply(self, data: bytes, address: Address) -> bool:
+        if self._protector is not None:
+            # Replies only ever go to sources whose packets authenticated, and are RTCP.
+            try:
+                data = self._protector.protect(data)
+            except SrtpError:
+                return False
         try:
             self._sock.sendto(data, socket.MSG_DONTWAIT, address)
         except OSError:
@@ -120,6 +161,12 @@ class Receiver:
                     continue
                 if address is None:  # shut down by stop()
                     break
+                if self._unprotector is not None:
+                    try:
+                        data = self._unprotector.unprotect(data)
+                    except SrtpError as error:
+                        self._count_unauthenticated(error.failure, address)
+                        continue
                 with self._lock:
                     sessions.handle(data, (address[0], address[1]), time.monotonic())
                     if sessions.busy and not self._busy.is_set():
@@ -127,6 +174,15 @@ class Receiver:
         finally:
             with self._lock:
                 sessions.end(EndReason.STOPPED)
+
+    def _count_unauthenticated(self, failure: SrtpFailure, address: tuple[str, int]) -> None:
+        self.unauthenticated += 1
+        self.unauthenticated_by[failure] = self.unauthenticated_by.get(failure, 0) + 1
+        self._auth_notices.warning(
+            "unauthenticated",
+            "dropped a datagram from %s:%d that does not authenticate (%s); %d so far",
+            address[0], address[1], failure.value, self.unauthenticated,
+        )
 
     def _time_sessions(self) -> None:
         while not self._stopping.is_set():

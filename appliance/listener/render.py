@@ -30,6 +30,12 @@ from appliance.listener.state import (
     StateMachine,
 )
 
+MAX_PREFILL_CALLBACKS = 8
+"""A freshly opened output calls back several times at once to fill its device buffer (2-3
+periods with PortAudio on ALSA and PulseAudio); at most this many are taken for that."""
+PREFILL_SPACING = 0.5
+"""A callback less than this fraction of its period after the previous one is prefill."""
+
 PHASE_STATES: Mapping[Phase, ListenerState] = {
     Phase.WAITING: ListenerState.WAITING,
     Phase.BUFFERING: ListenerState.BUFFERING,
@@ -52,6 +58,13 @@ class Playout:
         self.last_activity = time.monotonic()
         self._published: Phase | None = None
         self._converter: BlockConverter | None = None
+        self._output_format: AudioFormat | None = None
+        self._stream_format: AudioFormat | None = None
+        """What the output was prepared for: until the buffer holds that (the output may
+        open as a stream's first datagram comes, before the stream begins), silence."""
+        self._prefill_left = 0
+        """Callbacks that may still be the output's prefill (see :meth:`_prefilling`)."""
+        self._last_callback_at: float | None = None
         self.conversion_latency_ms = 0.0
         """How far the converter's output lags what it reads from the buffer (about one
         resampler block); 0 when nothing is converted."""
@@ -61,6 +74,10 @@ class Playout:
 
         Call it before the output opens (no callback may run meanwhile).
         """
+        self._output_format = output.decoded()
+        self._stream_format = stream.decoded()
+        self._prefill_left = MAX_PREFILL_CALLBACKS
+        self._last_callback_at = None
         if stream.same_pcm(output):
             self._converter = None
             self.conversion_latency_ms = 0.0
@@ -75,7 +92,16 @@ class Playout:
 
     def render(self, n_frames: int) -> bytes:
         converter = self._converter
-        audio = self.drift.read(n_frames) if converter is None else converter.render(n_frames)
+        if (self._prefill_left and self._prefilling(n_frames)) or (
+            self._stream_format is not None
+            and not self._buffer.format.same_pcm(self._stream_format)
+        ):
+            assert self._output_format is not None
+            audio = bytes(n_frames * self._output_format.frame_bytes)
+        elif converter is None:
+            audio = self.drift.read(n_frames)
+        else:
+            audio = converter.render(n_frames)
         audio = apply_gain(audio, self.gain)
         phase = self._buffer.phase
         if phase is not self._published:
@@ -84,6 +110,27 @@ class Playout:
         self.last_activity = time.monotonic()
         return audio
 
+    def _prefilling(self, n_frames: int) -> bool:
+        """The output is filling its device buffer and no stream has started playing: its
+        callbacks get silence without touching the buffer.
+
+        They come back to back, as fast as the device takes them. Had they read the buffer,
+        a stream due to start would lose its depth to them at once (a listener opens its
+        output when a stream begins, which may be just when it is due) and run low from then
+        on; silence instead delays nothing that was playing.
+        """
+        now = time.monotonic()
+        previous, self._last_callback_at = self._last_callback_at, now
+        assert self._output_format is not None
+        spaced = previous is not None and (
+            now - previous >= PREFILL_SPACING * n_frames / self._output_format.rate
+        )
+        if spaced or self._buffer.phase not in (Phase.WAITING, Phase.BUFFERING):
+            self._prefill_left = 0
+            return False
+        self._prefill_left -= 1
+        return True
+
     def reset(self) -> None:
         """Forget what was published (listening restarted from WAITING)."""
         self._published = Phase.WAITING
@@ -91,6 +138,10 @@ class Playout:
     def _publish(self, phase: Phase) -> None:
         self._published = phase
         machine = self._state_machine
+        if machine.state is ListenerState.ERROR:
+            # Only whoever set the error clears it: a last callback of a failed output, run
+            # as it closes, would otherwise take ERROR to WAITING (legal) while nothing plays.
+            return
         for state in steps_to(machine.state, PHASE_STATES[phase]):
             try:
                 machine.set(state, "playout")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from appliance.audio.format import AudioFormat
@@ -17,6 +17,7 @@ class EndReason(StrEnum):
     BYE = "RTCP BYE"
     TIMEOUT = "timeout"
     STOPPED = "listening stopped"
+    TAKEN_OVER = "taken over: silent, and another source streams"
 
 
 @dataclass(slots=True)
@@ -65,7 +66,6 @@ class Session:
     """How the drift was corrected: "pauses" or "resampling" (empty: not at all)."""
     ended_at: float | None = None
     end_reason: EndReason | None = None
-    ignored_sources: set[Address] = field(default_factory=set)
 
     @property
     def source_text(self) -> str:

@@ -1,12 +1,20 @@
 """Who is playing: the listener's sessions, from a stream's first datagram to its end.
 
-A session belongs to the first source that sends audio; datagrams from anyone else are
-counted and ignored until it ends: by the end-of-stream marker (an empty datagram), by an
-RTCP BYE for its SSRC, or by ``timeout_s`` without packets from its source. Whether a stream
-is RTP or raw PCM is decided from its first datagrams (:class:`StreamDetector`); from then on a
-raw session takes every datagram as PCM (the seed's wire, bit-exact), an RTP session only RTP
-packets of its own stream, and RTCP is counted, never played. Nothing a peer sends can raise
-out of :meth:`SessionManager.handle`.
+A new source opens a session only when its datagrams look like a stream
+(:mod:`appliance.listener.admission`: a stray datagram opens nothing, and the datagrams held for
+the decision are played). The session then belongs to that source; datagrams from anyone else
+are counted and ignored, until it ends: by the end-of-stream marker (an empty datagram; raw
+streams only, since anyone can forge one: RTP streams end by an RTCP BYE for their SSRC), by
+``timeout_s`` without packets from its source, or by a takeover: once the owner has been
+silent for ``takeover_s`` (a sender killed, or re-run without an end marker), a new source's
+stream is admitted at once. A stream from another source does not wait behind the previous
+one's queued audio (a faster-than-real-time sender's backlog is its own): that is dropped.
+
+Whether a stream is RTP or raw PCM is decided from its first datagrams; from then on a raw
+session takes every datagram as PCM (the seed's wire, bit-exact), an RTP session only RTP
+packets of its own stream, and RTCP is counted, never played. Sources outside the allow-list
+are dropped first of all. Nothing a peer sends can raise out of :meth:`SessionManager.handle`,
+and what it costs in memory and log lines is bounded (:mod:`appliance.listener.notices`).
 
 With a :class:`~appliance.listener.feedback.Feedback`, the sources hear back: the session's
 source a report at its start, about once a second and at its end; an ignored source that the
@@ -21,26 +29,30 @@ import logging
 import time
 from collections.abc import Callable
 
+from appliance.audio.format import AudioFormat
+from appliance.listener.admission import Admission, Admitted, AllowList, Refused
+from appliance.listener.defaults import DEFAULT_TAKEOVER_S
 from appliance.listener.depacketizer import (
     Depacketizer,
     Detection,
     RawDepacketizer,
-    StreamDetector,
     rtp_depacketizer,
 )
 from appliance.listener.feedback import Feedback, StreamFigures
+from appliance.listener.notices import NoticeLimiter
 from appliance.listener.playout.buffer import BufferStats, PlayoutBuffer
 from appliance.listener.reception import InterarrivalJitter
 from appliance.listener.session import Address, EndReason, Session
 from appliance.wire import Wire
 from appliance.wire.payload import PayloadMap
-from appliance.wire.raw import InvalidDatagram, RawDatagram
+from appliance.wire.raw import RAW_FORMAT, InvalidDatagram, RawDatagram
 from appliance.wire.rtcp import Bye, is_rtcp, parse_compound
-from appliance.wire.rtp import RtpPacket
+from appliance.wire.rtp import RtpPacket, looks_like_rtp
 
 log = logging.getLogger(__name__)
 
 SessionCallback = Callable[[Session], None]
+FormatCallback = Callable[[AudioFormat], None]
 
 
 class SessionManager:
@@ -52,24 +64,41 @@ class SessionManager:
         on_session_start: SessionCallback | None = None,
         on_session_end: SessionCallback | None = None,
         feedback: Feedback | None = None,
+        *,
+        takeover_s: float = DEFAULT_TAKEOVER_S,
+        allow: AllowList | None = None,
+        on_stream_coming: FormatCallback | None = None,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
+        """``on_stream_coming(format)``: a new source's first datagram came to an idle
+        listener, in this format if it becomes a stream (the output can open meanwhile);
+        ``on_idle()``: no source is being judged any more and none streams."""
         self._buffer = buffer
         self._feedback = feedback
         self._timeout_s = timeout_s
+        self._takeover_s = min(takeover_s, timeout_s)
+        self._allow = allow or AllowList()
         self._payload_map = payload_map
         self._on_start = on_session_start
         self._on_end = on_session_end
+        self._on_coming = on_stream_coming
+        self._on_idle = on_idle
         self._session: Session | None = None
         self._depacketizer: Depacketizer | None = None
-        self._detector = StreamDetector()
-        self._candidate: Address | None = None
-        """The source whose first datagram the detector holds."""
-        self._candidate_at = 0.0
+        self._admission = Admission()
+        self._last_source: Address | None = None
+        """The source of the last session (its queued audio may still be playing)."""
+        self._notices = NoticeLimiter(log)
         self._timeline_end = 0
         """Position just after the last frame pushed: where the next stream starts."""
         self._sessions_started = 0
         self.invalid_outside_sessions = 0
+        """Datagrams that opened no session: junk, strays, streams that never took shape."""
         self.rtcp_outside_sessions = 0
+        self.refused = 0
+        """Datagrams from addresses outside the allow-list."""
+        self.displaced_ms = 0
+        """Queued audio of earlier streams dropped for a new source's stream."""
         self._before = BufferStats()
         self._jitter: InterarrivalJitter | None = None
 
@@ -79,60 +108,102 @@ class SessionManager:
 
     @property
     def busy(self) -> bool:
-        """A session is open or a stream's first datagram is being looked at."""
-        return self._session is not None or self._candidate is not None
+        """A session is open or a new source's datagrams are being judged."""
+        return self._session is not None or self._admission.pending
 
     # -- datagrams ---------------------------------------------------------------------------
 
     def handle(self, data: bytes, source: Address, now: float) -> None:
+        if not self._allow.permits(source[0]):
+            self.refused += 1
+            self._notices.warning(
+                "refused", "refused %s:%d: not in the allow-list (%s)", *source, self._allow
+            )
+            return
         session = self._session
-        if session is not None:
-            if source != session.source:
-                if self._is_senders_rtcp(session, source, data):
-                    self._rtcp(session, data)
-                else:
-                    self._ignore(session, source, data, now)
-            elif not data:
-                self.end(EndReason.MARKER)
-            else:
-                session.last_packet_at = now
-                self._play(session, data, now)
-                feedback = self._feedback
-                if feedback is not None and self._session is session and feedback.due(now):
-                    feedback.report(session.source, self.figures(session), now)
-            return
-        if data and is_rtcp(data):
-            # Reports before a stream or between its first two packets (often from another
-            # port of the sender's): never audio, and no reason to drop a held packet.
-            self.rtcp_outside_sessions += 1
-            return
-        if self._candidate is not None and source != self._candidate:
-            self._drop_candidate(f"{source[0]}:{source[1]} sent before it was decided")
-        if not data:  # an end marker with no stream: ends the held one, if any
-            held = self._detector.offer(data) if self._candidate is not None else None
-            if held is not None:
-                self._decide(held, source, now)
-            return
-        detection = self._detector.offer(data)
-        if detection is None:
-            self._candidate, self._candidate_at = source, now
-            return
-        self._decide(detection, source, now)
+        if session is None:
+            if data and is_rtcp(data):
+                # Reports before a stream or between its first two packets (often from
+                # another port of the sender's): never audio, and no reason to drop what is held.
+                self.rtcp_outside_sessions += 1
+                return
+            self._admit(data, source, now)
+        elif source == session.source:
+            self._owners(session, data, now)
+        elif self._is_senders_rtcp(session, source, data):
+            self._rtcp(session, data)
+        elif now - session.last_packet_at >= self._takeover_s:
+            self._admit(data, source, now)  # the owner went quiet: anyone may take over
+        else:
+            self._ignore(session, source, data, now)
 
     def tick(self, now: float) -> None:
-        """Ends a session (or drops a held first datagram) after ``timeout_s`` of silence."""
+        """Ends a session after ``timeout_s`` of silence; forgets sources whose datagrams
+        never became a stream; says what the notices held back."""
         session = self._session
         if session is not None and now - session.last_packet_at >= self._timeout_s:
             self.end(EndReason.TIMEOUT)
-        elif self._candidate is not None and now - self._candidate_at >= self._timeout_s:
-            self._drop_candidate("nothing followed it")
+        refused = self._admission.expire(now)
+        if refused is not None:
+            self._refuse(refused)
+            if self._session is None and not self._admission.pending and self._on_idle:
+                self._on_idle()
+        self._notices.flush(now)
+
+    def _owners(self, session: Session, data: bytes, now: float) -> None:
+        if not data:
+            if session.wire is Wire.RAW:
+                self.end(EndReason.MARKER)
+            else:  # anyone can send an empty datagram with a forged address
+                self._count_invalid(session, session.source, ValueError(
+                    "an empty datagram does not end an RTP stream (an RTCP BYE does)"
+                ))
+            return
+        session.last_packet_at = now
+        self._play(session, data, now)
+        feedback = self._feedback
+        if feedback is not None and self._session is session and feedback.due(now):
+            feedback.report(session.source, self.figures(session), now)
+
+    def _admit(self, data: bytes, source: Address, now: float) -> None:
+        idle = self._session is None and not self._admission.pending
+        verdict = self._admission.offer(source, data, now)
+        if idle and verdict is None and self._on_coming is not None:
+            self._on_coming(self._likely_format(data))
+        if isinstance(verdict, Refused):
+            self._refuse(verdict, source)
+        elif isinstance(verdict, Admitted):
+            owner = self._session
+            if owner is not None:
+                log.info(
+                    "%s:%d takes over from %s, silent for %.2f s",
+                    source[0], source[1], owner.source_text, now - owner.last_packet_at,
+                )
+                self.end(EndReason.TAKEN_OVER)
+            self._decide(verdict.detection, source, now, verdict.ends)
+
+    def _likely_format(self, data: bytes) -> AudioFormat:
+        """The format a first datagram's stream will be played in, if it becomes one."""
+        if looks_like_rtp(data):
+            played = self._payload_map.format_for(data[1] & 0x7F)
+            if played is not None:
+                return played.decoded()
+        return RAW_FORMAT
+
+    def _refuse(self, refused: Refused, source: Address | None = None) -> None:
+        self.invalid_outside_sessions += refused.datagrams
+        where = "" if source is None else f" from {source[0]}:{source[1]}"
+        self._notices.warning(
+            "unadmitted", "dropped %d datagram(s)%s that opened no stream: %s",
+            refused.datagrams, where, refused.reason,
+        )
 
     # -- internals -----------------------------------------------------------------------
 
-    def _decide(self, detection: Detection, source: Address, now: float) -> None:
-        self._candidate = None
+    def _decide(self, detection: Detection, source: Address, now: float, ends: bool) -> None:
         datagrams = [d for d in detection.datagrams if d]
-        ends = len(datagrams) < len(detection.datagrams)
+        displaced_from = self._last_source
+        displaced_ms = self._displace(source)
         if detection.wire is Wire.RTP and detection.first_rtp is not None:
             try:
                 rtp = rtp_depacketizer(
@@ -149,6 +220,11 @@ class SessionManager:
                 return
             depacketizer = RawDepacketizer(self._next_position())
         session = self._begin(source, now, depacketizer, detection.first_rtp)
+        if displaced_ms and displaced_from is not None:
+            log.info(
+                "session %d: dropped %d ms of audio still queued from %s:%d",
+                session.number, displaced_ms, *displaced_from,
+            )
         for data in datagrams:
             self._play(session, data, now)
         if self._feedback is not None and self._session is session:
@@ -214,21 +290,9 @@ class SessionManager:
         session.ignored += 1
         if self._feedback is not None:
             self._feedback.busy(source, data, now)
-        if source not in session.ignored_sources:
-            session.ignored_sources.add(source)
-            log.warning(
-                "ignoring %s:%d: session %d belongs to %s",
-                source[0], source[1], session.number, session.source_text,
-            )
-
-    def _drop_candidate(self, why: str) -> None:
-        source = self._candidate
-        assert source is not None
-        self._candidate = None
-        self._detector = StreamDetector()
-        self.invalid_outside_sessions += 1
-        log.warning(
-            "dropped one datagram from %s:%d that looked like RTP: %s", source[0], source[1], why
+        self._notices.warning(
+            "ignored", "ignoring %s:%d: session %d belongs to %s",
+            source[0], source[1], session.number, session.source_text,
         )
 
     def _count_invalid(self, session: Session | None, source: Address, error: Exception) -> None:
@@ -239,12 +303,15 @@ class SessionManager:
             session.invalid += 1
             first = session.invalid == 1
         if first:
-            log.warning("dropped a datagram from %s:%d: %s", source[0], source[1], error)
+            self._notices.warning(
+                "invalid", "dropped a datagram from %s:%d: %s", source[0], source[1], error
+            )
 
     def _begin(
         self, source: Address, now: float, depacketizer: Depacketizer, first: RtpPacket | None
     ) -> Session:
         self._sessions_started += 1
+        self._admission.forget(source)
         session = Session(
             self._sessions_started,
             source,
@@ -266,6 +333,20 @@ class SessionManager:
         if self._on_start is not None:
             self._on_start(session)
         return session
+
+    def _displace(self, source: Address) -> int:
+        """Drop what an earlier stream from another source has queued beyond the latency
+        target (a real-time stream's tail is kept); returns the ms dropped."""
+        previous, self._last_source = self._last_source, source
+        if previous is None or previous == source:
+            return 0  # the same sender's next stream follows on from its last
+        dropped = self._buffer.discard_queued()
+        if not dropped:
+            return 0
+        self._timeline_end = self._buffer.queued_end or self._timeline_end
+        dropped_ms = dropped * 1000 // self._buffer.format.rate
+        self.displaced_ms += dropped_ms
+        return dropped_ms
 
     def end(self, reason: EndReason) -> None:
         """End the open session (if any) for ``reason``."""

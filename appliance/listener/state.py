@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,10 +40,14 @@ class ListenerState(StrEnum):
     DRAINING = "draining"
     """The stream ended: playing what is left, then a short silence so the end is heard."""
     ERROR = "error"
-    """Cannot play (no audio device, port in use...): persists until listening restarts."""
+    """Cannot play (no audio device, port in use...): persists until listening restarts, or,
+    for an output that failed while listening, until the output's watchdog has it back."""
 
 
 S = ListenerState
+
+HISTORY = 256
+"""Transitions remembered (a listener runs for months: its history must not grow)."""
 
 ALLOWED_TRANSITIONS: dict[ListenerState, frozenset[ListenerState]] = {
     S.IDLE: frozenset({S.WAITING, S.ERROR}),
@@ -64,7 +69,8 @@ class Transition:
     at: float
     """``time.monotonic()`` when the transition happened (not when it was delivered)."""
     raised: bool = False
-    """The error was raised to the caller too, who reports it (observers need not log it)."""
+    """The error was raised to the caller too, who reports it, or the listener logged it
+    itself (observers need not log it)."""
 
 
 Observer = Callable[[Transition], None]
@@ -84,7 +90,7 @@ class StateMachine:
         self._observers: list[Observer] = []
         self._pending: queue.SimpleQueue[Transition | None] = queue.SimpleQueue()
         self._dispatcher: threading.Thread | None = None
-        self._history: list[Transition] = []
+        self._history: deque[Transition] = deque(maxlen=HISTORY)
 
     @property
     def state(self) -> ListenerState:
@@ -96,7 +102,7 @@ class StateMachine:
         return self._reason
 
     def history(self) -> list[Transition]:
-        """Every transition so far, oldest first (kept for tests and the status line)."""
+        """The last :data:`HISTORY` transitions, oldest first (for tests and the status)."""
         with self._condition:
             return list(self._history)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from appliance.config import ApplianceConfig, should_autostart
 from appliance.discovery import Advertiser
-from appliance.discovery.records import NetworkFigures
+from appliance.discovery.records import AUTH_SRTP, NetworkFigures
 from appliance.errors import AudioDeviceError
 from appliance.listener.listener import Listener, ListenerConfig
 from appliance.listener.session import Session
@@ -90,6 +90,7 @@ class ListenerApp:
                     list(config.listen.interfaces) or None,
                     machine,
                     payload_map=self.listener.payload_map,
+                    auth=AUTH_SRTP if listener_config.key_file is not None else None,
                 )
                 # Before attach(), so that the first registration already carries ``lat``.
                 self.advertiser.set_playout(round(self.listener.buffer.target_ms), None)

@@ -29,6 +29,10 @@ target per packet time::
         report = sender.send(stream)
     for state in report.targets:
         print(state.failure or state.played_line(report.audio_format))
+
+With ``key=`` (:mod:`appliance.wire.srtp`) every RTP packet and the RTCP BYE leave as SRTP and
+SRTCP, and the listeners' replies are read only if they authenticate with the same key. The raw
+wire is refused: its datagrams are bare PCM, with no header to carry a packet index or a tag.
 """
 
 from __future__ import annotations
@@ -41,12 +45,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from appliance.audio.format import AudioFormat, channel_word
-from appliance.errors import NetworkError
+from appliance.errors import NetworkError, UsageError
 from appliance.sender.pacing import Pacer, Reanchor
 from appliance.sender.packetizer import BYE_GAP_S, PacketStream, RawStream, RtpStream
 from appliance.sender.replies import FINAL_WAIT_S, TargetState
 from appliance.wire import Wire
 from appliance.wire.raw import RAW_FORMAT, RawDatagram
+from appliance.wire.srtp import SrtpError, SrtpProtector, SrtpUnprotector
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,10 @@ Address = tuple[str, int]
 REPLY_SIZE = 2048
 """Larger than any reply a listener sends (an RTCP compound of a few packets)."""
 FINAL_POLL_S = 0.01
+RAW_WITH_KEY = (
+    "the raw wire cannot be authenticated (its datagrams are bare PCM, with no room for a "
+    "packet index or a tag): with a key the stream goes as SRTP (--rtp)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +134,7 @@ class Sender:
     :param listen: hear the listeners back (see the module docstring): a connected socket per
         target; without it (the default) a plain ``sendto`` of ``sock``, as before replies.
     :param on_notice: called with a warning line (an address that does not report).
+    :param key: the SRTP key (:mod:`appliance.wire.srtp`): the stream goes as SRTP.
     """
 
     def __init__(
@@ -136,7 +146,10 @@ class Sender:
         targets: Iterable[Target] = (),
         listen: bool = False,
         on_notice: NoticeCallback | None = None,
+        key: bytes | None = None,
     ) -> None:
+        self._protector = None if key is None else SrtpProtector(key)
+        self._unprotector = None if key is None else SrtpUnprotector(key)
         self._targets = list(targets)
         if destination is not None:
             self._targets.insert(0, Target(destination))
@@ -169,6 +182,8 @@ class Sender:
         ``target`` names the destination in the report's summary.
         """
         packets = stream if isinstance(stream, PacketStream) else RawStream(stream)
+        if self._protector is not None and packets.wire is not Wire.RTP:
+            raise UsageError(RAW_WITH_KEY)
         pacer = self._pacer or Pacer(interval=packets.interval_s)
         states = [TargetState(t.destination, t.label, t.required) for t in self._targets]
         self._states = states
@@ -195,9 +210,10 @@ class Sender:
                         stall.lateness * 1000,
                         stall.packet_index,
                     )
+                datagram = self._protect(packet.datagram)
                 for index, state in enumerate(states):
                     if state.live:
-                        self._transmit(index, packet.datagram)
+                        self._transmit(index, datagram)
                         if state.live:
                             if state.first_sent_at is None:
                                 state.first_sent_at = time.monotonic()
@@ -249,6 +265,11 @@ class Sender:
                     break
                 except OSError:
                     break
+                if self._unprotector is not None:
+                    try:
+                        data = self._unprotector.unprotect(data)
+                    except SrtpError:
+                        continue  # not from a listener with our key: not a reply at all
                 state.receive(data, self._ssrc)
             notice = state.check(now)
             if notice is not None and self._on_notice is not None:
@@ -269,11 +290,18 @@ class Sender:
             for index, datagram in enumerate(packets.goodbye()):
                 if index:
                     time.sleep(BYE_GAP_S)
+                datagram = self._protect(datagram)  # each copy its own SRTCP index
                 for target, state in enumerate(self._states):
                     if state.live:
                         self._transmit(target, datagram, quiet=True)
         except KeyboardInterrupt:
             pass  # a second Ctrl-C while ending: the first copy is out, that will do
+
+    def _protect(self, datagram: bytes) -> bytes:
+        """SRTP or SRTCP with a key; as it is without one."""
+        if self._protector is None:
+            return datagram
+        return self._protector.protect(datagram)
 
     def _transmit(self, index: int, data: bytes, quiet: bool = False) -> None:
         state = self._states[index]

@@ -26,6 +26,7 @@ from appliance.discovery import (
     preferred_address,
     resolve_destination,
 )
+from appliance.discovery.records import AUTH_SRTP
 from appliance.errors import DiscoveryError, UsageError
 from appliance.sender.conversion import choose_format
 from appliance.sender.plan import (
@@ -72,6 +73,25 @@ def resolve_targets(
             if all((d.address, d.port) != where for d in resolved):
                 resolved.append(destination)
     return resolved
+
+
+def check_keys(resolved: Sequence[ResolvedDestination], *, has_key: bool) -> None:
+    """:class:`UsageError` for a listener found by name that needs a key we lack (it would
+    drop every packet), or that takes none while we have one (it would play SRTP as noise)."""
+    for destination in resolved:
+        if destination.listener is None:
+            continue
+        needs_key = destination.listener.properties.auth == AUTH_SRTP
+        if needs_key and not has_key:
+            raise UsageError(
+                f"{destination.describe()} plays only authenticated streams: give its key "
+                "with --key-file FILE"
+            )
+        if has_key and not needs_key:
+            raise UsageError(
+                f"{destination.describe()} takes no key (it plays anyone's stream): "
+                "send without --key-file"
+            )
 
 
 def as_target(destination: ResolvedDestination) -> Target:

@@ -114,9 +114,12 @@ def test_raw_streams_get_the_raw_reply(
 def test_a_second_source_hears_busy_once_a_second(
     make_listener: ListenerFactory, tmp_path: Path, source: socket.socket
 ) -> None:
-    listener = started(make_listener, tmp_path)
+    # The owner stays silent from here: no takeover by the others during the test.
+    listener = make_listener(output_file=tmp_path / "played.wav", takeover_s=5.0)
+    listener.start()
     target = ("127.0.0.1", listener.port)
-    source.sendto(bytes(320), target)  # a raw session belongs to `source` now
+    for _ in range(3):  # three equal datagrams: a raw session belongs to `source` now
+        source.sendto(bytes(320), target)
     assert ListenerReply.parse(source.recv(65536)).state is ReplyState.PLAYING
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
         other.settimeout(5)

@@ -102,12 +102,14 @@ def test_file_and_input_exclude_each_other() -> None:
     both = run_appliance("send", "song.wav", "--input", "--to", "127.0.0.1:9")
     assert both.returncode == 2
     assert both.stderr.splitlines()[-1] == (
-        "appliance send: error: argument --input: not allowed with argument FILE"
+        "appliance send: error: argument --input: not allowed with argument FILE "
+        "(see appliance send --help)"
     )
     neither = run_appliance("send", "--to", "127.0.0.1:9")
     assert neither.returncode == 2
     assert neither.stderr.splitlines()[-1] == (
-        "appliance send: error: one of the arguments FILE --input is required"
+        "appliance send: error: one of the arguments FILE --input is required "
+        "(see appliance send --help)"
     )
 
 

@@ -62,7 +62,8 @@ class OtherStream:
             self.sock.sendto(bytes(320), self._target)
 
     def __enter__(self) -> OtherStream:
-        self.sock.sendto(bytes(320), self._target)
+        for _ in range(3):  # three equal datagrams make a stream (admission)
+            self.sock.sendto(bytes(320), self._target)
         reply = ListenerReply.parse(self.sock.recv(65536))
         assert reply.state is ReplyState.PLAYING  # the session is this stream's
         self._thread.start()

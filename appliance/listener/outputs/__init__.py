@@ -47,3 +47,9 @@ class AudioOutput(Protocol):
     def stop(self) -> None:
         """Close and release the output."""
         ...
+
+    def reacquire(self) -> None:
+        """Release the output and acquire it again, as :meth:`start` does (closed after): a
+        failed device that came back may have come back under another index or card.
+        Raises :class:`~appliance.errors.AudioDeviceError`, leaving it released."""
+        ...

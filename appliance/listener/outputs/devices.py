@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pyaudio
 
-from appliance.audio.devices import QUIET_ENV, AudioDevice, Direction, list_devices, open_pyaudio
+from appliance.audio.alsa_noise import QUIET_ENV
+from appliance.audio.devices import AudioDevice, Direction, list_devices, open_pyaudio
 from appliance.audio.devices import resolve_device as resolve_any_device
 
 __all__ = ["QUIET_ENV", "AudioDevice", "open_pyaudio", "output_devices", "resolve_device"]

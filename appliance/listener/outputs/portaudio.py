@@ -140,6 +140,12 @@ class PyAudioOutput:
             self._pa.terminate()
             self._pa = None
 
+    def reacquire(self) -> None:
+        # PortAudio lists the devices once, at PyAudio(): only a new instance sees a USB DAC
+        # that was plugged back in (and re-reads the ALSA configuration).
+        self.stop()
+        self.start()
+
 
 def _candidates(wanted: AudioFormat, device_rate: int) -> Iterator[AudioFormat]:
     """``wanted`` first, then the least conversion: its rate with the other channel count,
@@ -162,6 +168,10 @@ def describe_open_error(
     where = "the default audio output" if device is None else f"audio device {device!r}"
     if code == pyaudio.paInvalidDevice:
         return f"cannot open {where}: no audio output device found (see `appliance devices`)"
+    if code == pyaudio.paBadIODeviceCombination:
+        # What PortAudio's ALSA host says when the PCM behind the device cannot be opened at
+        # all, e.g. ALSA's pulse plugin with no PulseAudio server running.
+        return f"cannot open {where}: it is not available (unplugged, or its audio server down?)"
     if code == pyaudio.paDeviceUnavailable or code == errno.EBUSY:
         return f"cannot open {where}: the device is busy (another program is using it?)"
     if code == pyaudio.paInvalidSampleRate:

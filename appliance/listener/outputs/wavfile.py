@@ -89,3 +89,8 @@ class WavFileOutput:
         if self._wav is not None:
             self._wav.close()
             self._wav = None
+
+    def reacquire(self) -> None:
+        # The file stays open (a new one would lose what was played): check only that the
+        # directory can still be written.
+        self.start()

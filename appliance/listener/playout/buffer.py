@@ -171,6 +171,8 @@ class PlayoutBuffer:
         self._phase = Phase.WAITING
         self._end_of_stream = False
         self._tail_left = 0
+        self._refusing = False
+        """The output is down (see :meth:`refuse`): every push is dropped and counted."""
         self._stats = BufferStats()
         self._stream_number = 0
         self._expanded = 0
@@ -263,6 +265,9 @@ class PlayoutBuffer:
             stats.samples_in += frame.samples
             now = self.clock()
             self._last_push_at, self._last_push_samples = now, frame.samples
+            if self._refusing:
+                stats.dropped += frame.samples
+                return
             self._anchor = min(self._anchor, now - frame.position / self._format.rate)
             cursor = self._cursor
             if cursor is not None and self._phase is Phase.PLAYING:
@@ -275,10 +280,11 @@ class PlayoutBuffer:
                 # Its start was already played (concealed): only the rest can still be.
                 stats.late_frames += 1
                 frame = frame.after(cursor)
-            if not self._insert(frame):
+            added = self._insert(frame)
+            if not added:
                 stats.duplicate_frames += 1
                 return
-            self._depth += frame.samples
+            self._depth += added
             self._drop_oldest_beyond_capacity()
             stats.peak_depth = max(stats.peak_depth, self._depth)
             if self._phase is Phase.WAITING:
@@ -329,6 +335,52 @@ class PlayoutBuffer:
             if self._phase is not Phase.WAITING:
                 self._phase = Phase.DRAINING
                 self._tail_left = self.drain_tail
+
+    def discard_queued(self, keep_ms: float | None = None) -> int:
+        """Drop what is queued beyond ``keep_ms`` from the play cursor (by default the
+        latency target: what a real-time stream holds); returns the sample frames dropped.
+
+        A new source's stream must not wait behind another's backlog (a faster-than-real-time
+        sender queues up to ``capacity_s``), while the usual tail of a stream still plays.
+        """
+        with self._lock:
+            rate = self._format.rate
+            keep = self.target if keep_ms is None else round(rate * keep_ms / 1000)
+            frames = self._frames
+            if self._depth <= keep or not frames:
+                return 0
+            start = self._cursor if self._cursor is not None else frames[0].position
+            limit = start + keep
+            dropped = 0
+            while frames and frames[-1].position >= limit:
+                dropped += frames.pop().samples
+            if frames and frames[-1].end > limit:
+                last = frames.pop()
+                kept = last.payload[: (limit - last.position) * self._format.frame_bytes]
+                frames.append(Frame(last.position, kept, last.format))
+                dropped += last.end - limit
+            self._depth -= dropped
+            self._stats.dropped += dropped
+            return dropped
+
+    @property
+    def queued_end(self) -> int | None:
+        """The position just after the last sample frame held (None when empty)."""
+        frames = self._frames
+        return frames[-1].end if frames else None
+
+    def refuse(self, refusing: bool) -> int:
+        """While ``refusing`` (the audio output failed), drop and count every push instead of
+        queueing audio nobody can hear, to be played late when the output is back; turning it
+        on drops what is queued. Returns the sample frames dropped now."""
+        with self._lock:
+            self._refusing = refusing
+            if not refusing:
+                return 0
+            dropped = self._depth
+            self._stats.dropped += dropped
+            self._reset()
+            return dropped
 
     def clear(self) -> None:
         """Drop everything (listening stopped)."""
@@ -502,19 +554,39 @@ class PlayoutBuffer:
         self._cursor = head.end
         self._depth -= head.samples
 
-    def _insert(self, frame: Frame) -> bool:
+    def _insert(self, frame: Frame) -> int:
+        """Hold ``frame``, or the parts of it not held yet; returns the sample frames added
+        (0: all of it was held, a duplicate).
+
+        Held frames never overlap: a frame whose positions fall partly inside held ones (a
+        sender that repacketizes, a partly late duplicate, a forged packet of the stream)
+        adds only what is new, or its audio would be counted and played twice.
+        """
         frames = self._frames
         if not frames or frame.position >= frames[-1].end:
             frames.append(frame)
-            return True
+            return frame.samples
         if frame.position < frames[-1].position:
             self._stats.reordered_frames += 1
         positions = [f.position for f in frames]
-        index = bisect.bisect_left(positions, frame.position)
-        if index < len(frames) and frames[index].position == frame.position:
-            return False
-        frames.insert(index, frame)
-        return True
+        index = bisect.bisect_right(positions, frame.position)
+        # The uncovered stretches of [position, end): between the held frames around it.
+        start = frame.position if index == 0 else max(frame.position, frames[index - 1].end)
+        pieces: list[tuple[int, Frame]] = []
+        following = index
+        while start < frame.end:
+            stop = frame.end
+            if following < len(frames):
+                stop = min(stop, frames[following].position)
+            if stop > start:
+                pieces.append((following, _slice(frame, start, stop)))
+            if following >= len(frames):
+                break
+            start = max(start, frames[following].end)
+            following += 1
+        for at, piece in reversed(pieces):  # from the back: earlier indexes stay right
+            frames.insert(at, piece)
+        return sum(piece.samples for _, piece in pieces)
 
     def _drop_oldest_beyond_capacity(self) -> None:
         while self._depth > self.capacity and self._frames:
@@ -524,3 +596,12 @@ class PlayoutBuffer:
             self._depth -= remaining
             self._stats.dropped += remaining
             self._cursor = head.end
+
+
+def _slice(frame: Frame, start: int, stop: int) -> Frame:
+    """The part of ``frame`` from position ``start`` to ``stop`` (both within it)."""
+    if start == frame.position and stop == frame.end:
+        return frame
+    size = frame.format.frame_bytes
+    payload = frame.payload[(start - frame.position) * size : (stop - frame.position) * size]
+    return Frame(start, payload, frame.format)

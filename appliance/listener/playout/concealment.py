@@ -151,6 +151,10 @@ COARSE_RATE = 4000
 """Rate (about) of the decimated signal of the coarse pitch search: 8 kHz decimated by 2, as the
 reference's search of every 2nd sample."""
 
+MAX_PLANNED_GAP_MS = 1000.0
+"""A gap longer than this (a sender's timestamps jumping, a forged packet far ahead) is not
+planned from both sides: its concealment has long faded to silence, and planning costs time
+in proportion to the gap, in the audio callback."""
 MIN_CORRELATION_POWER = 250 / 160
 """Floor of the mean square (s16 units) of a lagged segment in the pitch search (the reference's
 CORRMINPOWER of 250 over 160 samples): silence has no period and divides by nothing."""
@@ -369,6 +373,8 @@ class Concealer:
         """The rest of the gap, from the history (what was played, the concealment so far
         included) into ``following``; None when too little of either is known."""
         rate = self._format.rate
+        if gap_frames > rate * MAX_PLANNED_GAP_MS / 1000:
+            return None
         order = interpolation.order_for(rate)
         past = self._as_history(self._history)
         past_frames = len(self._history) // self._frame_bytes
@@ -393,6 +399,8 @@ class Concealer:
         # extrapolation goes on, and only its end is interpolated into the real audio.
         head = self._extrapolation(gap_frames - longest)
         before = np.concatenate([past[self._history_frames - past_frames :], head])
+        # The model needs only recent audio (its cost grows with the square of what it gets).
+        before = before[-self._history_frames :]
         tail = interpolation.interpolate(before, known.astype(np.float64), longest, order)
         return np.concatenate([head, tail])
 
@@ -517,7 +525,8 @@ class Concealer:
         step_error = x[end - 1] - x[end - 1 - pitch]
         out[:overlap] += step_error * self._junction_ramp(overlap)
         phase = step % pitch
-        for periods, first, last in ((2, step, 2 * step), (3, 2 * step, out.shape[0])):
+        size = out.shape[0]
+        for periods, first, last in ((2, step, min(2 * step, size)), (3, 2 * step, size)):
             if first >= last:
                 break
             old, old_phase = buffer, phase
@@ -526,9 +535,10 @@ class Concealer:
             phase = old_phase % pitch  # the same place in the period, in the oldest period
             segment = out[first:last]
             np.take(buffer, (positions[: last - first] + phase) % length, axis=0, out=segment)
-            old_tail = np.take(old, (positions[:overlap] + old_phase) % old.shape[0], axis=0)
-            segment[:overlap] *= rising
-            segment[:overlap] += old_tail * falling
+            fade = min(overlap, last - first)  # a gap ending within the cross-fade
+            old_tail = np.take(old, (positions[:fade] + old_phase) % old.shape[0], axis=0)
+            segment[:fade] *= rising[:fade]
+            segment[:fade] += old_tail * falling[:fade]
             phase = (phase + last - first) % length
         out = out[:total]
         out *= self._gain if gain is None else gain[:total]

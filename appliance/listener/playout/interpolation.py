@@ -122,11 +122,11 @@ def _interpolate_channel(past: Floats, future: Floats, gap: int, order: int) -> 
 
 
 def _autocorrelation(x: Floats, order: int) -> Floats:
+    """Lags 0 to ``order`` only: the whole correlation would cost n squared."""
     n = x.shape[0]
-    full = np.correlate(x, x, mode="full")
     r = np.zeros(order + 1)
-    available = min(order + 1, n)
-    r[:available] = full[n - 1 : n - 1 + available]
+    for lag in range(min(order + 1, n)):
+        r[lag] = np.dot(x[: n - lag], x[lag:])
     return r
 
 

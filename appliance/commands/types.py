@@ -1,0 +1,50 @@
+"""argparse ``type=`` functions shared by every command, so that a flag's value is refused by
+name, in one line, before anything runs: ``float("nan")`` and ``float("inf")`` parse, and an
+empty string is a string, yet none of them means anything for a duration, a size or a name.
+
+The limits that depend on other settings (``--takeover-s`` at most ``--timeout``...) stay in
+the one place that sees them all: :func:`appliance.config.validate` and
+``ListenerConfig.validate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+
+def finite_float(text: str) -> float:
+    """A number that is neither NaN nor infinite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """A duration: a finite number of seconds greater than zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds: {text!r}")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
+def nonempty_text(text: str) -> str:
+    """A name, address or device: something, not an empty or all-blank string."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def nonempty_path(text: str) -> Path:
+    """A file: ``Path("")`` is the current directory, which no option means."""
+    return Path(nonempty_text(text))
