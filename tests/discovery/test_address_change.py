@@ -18,7 +18,7 @@ import pytest
 from netns_rig import SUBNET_PREFIX, TwoHosts, unavailable_reason
 
 TESTS = Path(__file__).resolve().parents[1]
-CHILD = TESTS / "roaming_child.py"
+CHILD = TESTS / "discovery_child.py"
 NAME = "Roaming Pi"
 PORT = 5005
 POLL_INTERVAL_S = 0.5
@@ -109,7 +109,8 @@ def test_new_address_is_announced_and_old_one_withdrawn(hosts: TwoHosts) -> None
         hosts.popen(hosts.pi, [sys.executable, "-c", RECEIVER, str(PORT), str(TIMEOUT_S)])
     )
     advertiser_process = hosts.popen(
-        hosts.pi, [sys.executable, str(CHILD), NAME, str(PORT), "pi.local.", str(POLL_INTERVAL_S)]
+        hosts.pi,
+        [sys.executable, str(CHILD), NAME, str(PORT), "all", "pi.local.", str(POLL_INTERVAL_S)],
     )
     advertiser = Lines(advertiser_process)
     assert receiver.until("bound") == ["bound"]
