@@ -22,7 +22,7 @@ import textwrap
 from typing import Any
 
 from appliance.audio.format import SUPPORTED_RATES
-from appliance.commands.types import nonempty_path, nonempty_text
+from appliance.commands.types import delay_ms, nonempty_path, nonempty_text
 from appliance.discovery import add_mdns_arguments
 from appliance.errors import UsageError
 from appliance.sender.capture import CaptureSource, open_capture
@@ -163,6 +163,13 @@ def add_parser(subparsers: Any) -> None:
         "600), the one the listener's --key-file names; implies --rtp (the raw wire cannot "
         "be authenticated)",
     )
+    parser.add_argument(
+        "--delay-ms",
+        type=delay_ms,
+        metavar="MS",
+        help="over RTP, announce this playout delay to the listeners: each plays a sample this "
+        "long after it was sent (multi-room, in progress; default: none announced)",
+    )
     add_mdns_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     parser.set_defaults(run=run, wire=None)
@@ -183,6 +190,10 @@ def run(args: argparse.Namespace) -> int:
         targets = resolve_targets(args.to, DEFAULT_PORT, args.interface, args.mdns_timeout)
         check_keys(targets, has_key=key is not None)
         plan = plan_for_all(source.format, targets, source_name=source.name, force=force)
+        if args.delay_ms is not None and plan.wire is Wire.RAW:
+            raise UsageError(
+                "--delay-ms needs RTP (the raw wire carries no timeline): add --rtp"
+            )
         named = ", ".join(t.describe() for t in targets)
         best = source.format
         source.convert_to(plan.source_format)
@@ -202,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             listen=True,
             on_notice=notice,
             key=key,
+            group_delay_us=None if args.delay_ms is None else round(args.delay_ms * 1000),
         ) as sender:
             report = sender.send(
                 plan.stream(source.chunks()),

@@ -38,6 +38,23 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+MAX_DELAY_MS = 10_000
+"""The longest playout delay a group can be given: more than any buffer a listener keeps."""
+
+
+def delay_ms(text: str) -> float:
+    """A playout delay: a finite number of milliseconds from 0 to :data:`MAX_DELAY_MS`."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of milliseconds: {text!r}")
+    if not 0 <= value <= MAX_DELAY_MS:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_DELAY_MS} ms: {text!r}")
+    return value
+
+
 def nonempty_text(text: str) -> str:
     """A name, address or device: something, not an empty or all-blank string."""
     if not text.strip():

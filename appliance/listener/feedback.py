@@ -143,6 +143,11 @@ class Feedback:
         """The session ended: its totals, as ``stopped``."""
         self.report(source, figures, now, ReplyState.STOPPED)
 
+    def send_datagram(self, datagram: bytes, address: Address) -> bool:
+        """Send another RTCP datagram the replies' way (SRTCP with a key), uncounted: the
+        time client's requests (:mod:`appliance.listener.timesync`)."""
+        return self._send(datagram, address)
+
     # -- anyone else ------------------------------------------------------------------------
 
     def busy(self, source: Address, data: bytes, now: float) -> None:

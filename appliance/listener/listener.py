@@ -60,6 +60,7 @@ from appliance.listener.receiver import SOCKET_BUFFER_BYTES, Receiver
 from appliance.listener.render import Playout
 from appliance.listener.session import Session
 from appliance.listener.state import ListenerState, StateMachine, Transition
+from appliance.listener.timesync import TimeClient
 from appliance.wire.payload import RTP_DEFAULT_FORMAT, PayloadMap
 from appliance.wire.raw import RAW_FORMAT
 from appliance.wire.srtp import load_key
@@ -236,6 +237,13 @@ class Listener:
         """The replies to the sources (:mod:`.feedback`) while listening, else None."""
         receiver = self._receiver
         return None if receiver is None else receiver.feedback
+
+    @property
+    def timesync(self) -> TimeClient | None:
+        """The open RTP session's time exchange with its sender (:mod:`.timesync`), else
+        None. Its figures are read without the receiver's lock: each is one attribute."""
+        receiver = self._receiver
+        return None if receiver is None else receiver.sessions.timesync
 
     @property
     def payload_map(self) -> PayloadMap:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from appliance.audio.format import AudioFormat
+from appliance.listener.timesync import SyncFigures
 from appliance.wire import Wire
 from appliance.wire.raw import RAW_FORMAT
 
@@ -64,6 +65,8 @@ class Session:
     """Clock drift corrected, sender against sound card (None until the level settled)."""
     drift_by: str = ""
     """How the drift was corrected: "pauses" or "resampling" (empty: not at all)."""
+    sync: SyncFigures | None = None
+    """The sender's clock as measured, and the group delay it announced (RTP, issue 12)."""
     ended_at: float | None = None
     end_reason: EndReason | None = None
 
@@ -98,8 +101,14 @@ class Session:
             f"({self.audio_s:.2f} s of audio) in {self.duration_s:.2f} s; "
             f"underruns {self.underruns}, dropped {self.dropped_bytes} bytes, "
             f"ignored {self.ignored}, invalid {self.invalid}{rtcp}, "
-            f"max buffer {self.peak_depth_ms} ms; {self.network_text()}"
+            f"max buffer {self.peak_depth_ms} ms; {self.network_text()}{self.sync_text()}"
         )
+
+    def sync_text(self) -> str:
+        """``"; offset to sender +37000.123 ms (+-0.041 ms, drift +300 ppm), group delay 80
+        ms"`` when measured or announced, else ''."""
+        text = "" if self.sync is None else self.sync.describe()
+        return f"; {text}" if text else ""
 
     def network_text(self) -> str:
         """``"lost 3, late 1, reordered 5, duplicates 0, jitter 4.1 ms, concealed 60 ms in 3

@@ -43,6 +43,8 @@ from appliance.listener.notices import NoticeLimiter
 from appliance.listener.playout.buffer import BufferStats, PlayoutBuffer
 from appliance.listener.reception import InterarrivalJitter
 from appliance.listener.session import Address, EndReason, Session
+from appliance.listener.timesync import TimeClient
+from appliance.sync.clock import Clock, MonotonicClock
 from appliance.wire import Wire
 from appliance.wire.payload import PayloadMap
 from appliance.wire.raw import RAW_FORMAT, InvalidDatagram, RawDatagram
@@ -69,8 +71,12 @@ class SessionManager:
         allow: AllowList | None = None,
         on_stream_coming: FormatCallback | None = None,
         on_idle: Callable[[], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        """``on_stream_coming(format)``: a new source's first datagram came to an idle
+        """``clock``: the listener's own, for the time exchange with an RTP stream's source
+        (:mod:`appliance.listener.timesync`; monotonic by default).
+
+        ``on_stream_coming(format)``: a new source's first datagram came to an idle
         listener, in this format if it becomes a stream (the output can open meanwhile);
         ``on_idle()``: no source is being judged any more and none streams."""
         self._buffer = buffer
@@ -101,10 +107,17 @@ class SessionManager:
         """Queued audio of earlier streams dropped for a new source's stream."""
         self._before = BufferStats()
         self._jitter: InterarrivalJitter | None = None
+        self._clock: Clock = clock or MonotonicClock()
+        self._time: TimeClient | None = None
 
     @property
     def session(self) -> Session | None:
         return self._session
+
+    @property
+    def timesync(self) -> TimeClient | None:
+        """The open RTP session's time exchange with its source (None otherwise)."""
+        return self._time
 
     @property
     def busy(self) -> bool:
@@ -143,6 +156,8 @@ class SessionManager:
         session = self._session
         if session is not None and now - session.last_packet_at >= self._timeout_s:
             self.end(EndReason.TIMEOUT)
+        if self._time is not None:
+            self._time.poll()
         refused = self._admission.expire(now)
         if refused is not None:
             self._refuse(refused)
@@ -164,6 +179,8 @@ class SessionManager:
         feedback = self._feedback
         if feedback is not None and self._session is session and feedback.due(now):
             feedback.report(session.source, self.figures(session), now)
+        if self._time is not None:
+            self._time.poll()
 
     def _admit(self, data: bytes, source: Address, now: float) -> None:
         idle = self._session is None and not self._admission.pending
@@ -229,6 +246,12 @@ class SessionManager:
             self._play(session, data, now)
         if self._feedback is not None and self._session is session:
             self._feedback.started(source, self.figures(session), now)
+            if session.wire is Wire.RTP:
+                self._time = TimeClient(
+                    self._feedback.send_datagram, source, self._feedback.ssrc,
+                    rate=depacketizer.format.rate, clock=self._clock,
+                )
+                self._time.poll()
         if ends:
             self.end(EndReason.MARKER)
 
@@ -277,12 +300,15 @@ class SessionManager:
 
     def _rtcp(self, session: Session, data: bytes) -> None:
         session.rtcp += 1
+        received_ns = self._clock.now_ns()  # t4 of a time response
         ssrc = None if self._depacketizer is None else self._depacketizer.ssrc
         try:
             packets = parse_compound(data)
         except ValueError as error:
             log.debug("unreadable RTCP from %s: %s", session.source_text, error)
             return
+        if self._time is not None:
+            self._time.receive(packets, received_ns)
         if any(isinstance(p, Bye) and ssrc in p.ssrcs for p in packets):
             self.end(EndReason.BYE)
 
@@ -355,6 +381,9 @@ class SessionManager:
             return
         depacketizer, self._depacketizer = self._depacketizer, None
         self._session = None
+        if self._time is not None:
+            session.sync = self._time.figures()
+            self._time = None
         if reason is not EndReason.STOPPED:
             self._buffer.end_stream()
         self._account(session, depacketizer)

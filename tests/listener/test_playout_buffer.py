@@ -423,7 +423,7 @@ def assert_dry_is_an_underrun_and_the_late_audio_plays_whole(
     assert (stats.concealed, stats.late_frames, stats.underruns) == (0, 0, 1)
 
 
-def test_running_dry_in_a_stream_s_first_half_second_is_an_underrun() -> None:
+def test_running_dry_at_a_stream_s_very_start_is_an_underrun() -> None:
     """Within EXPAND_AFTER_S of its start a stream that runs dry refills: the output's start-up
     reads and the sender's packet pattern can do that with nothing lost, and what comes late
     then plays whole, after a pause."""

@@ -32,6 +32,7 @@ from appliance.wire.raw import InvalidDatagram, RawDatagram
 from appliance.wire.reply import MAGIC, SIZE, ListenerReply, reply_in_compound
 from appliance.wire.rtcp import is_rtcp, pack_compound, parse_compound
 from appliance.wire.rtp import InvalidPacket, RtpPacket, looks_like_rtp, read_plain
+from appliance.wire.timesync import GroupDelay, TimeRequest, TimeResponse, time_messages
 
 ROUNDS = 20_000
 SEEDS = (11, 2026)
@@ -157,6 +158,13 @@ def test_rtcp_parses_and_round_trips_or_says_invalid(seed: int, kind: str) -> No
         assert parse_compound(pack_compound(packets)) == packets, data.hex()
         with contextlib.suppress(InvalidPacket):  # a compound that is not ours may be fine
             reply_in_compound(data)
+        with contextlib.suppress(InvalidPacket):
+            for message in time_messages(packets):
+                assert type(message).parse(bytes(message)) == message, data.hex()
+        for parser in (TimeRequest.parse, TimeResponse.parse, GroupDelay.parse):
+            with contextlib.suppress(InvalidPacket):
+                parsed = parser(data)
+                assert bytes(parsed) == data, data.hex()
     if kind == "rtcp":
         assert outcomes["parsed"] > ROUNDS // 20 and outcomes["invalid"] > ROUNDS // 10, outcomes
 
@@ -173,6 +181,36 @@ def test_listener_replies_parse_or_say_invalid(seed: int, kind: str) -> None:
         assert bytes(reply) == data[:SIZE], data.hex()
     if kind == "reply":
         assert parsed > 0
+
+
+def timesync_shaped(rng: random.Random) -> bytes:
+    """An APP packet named like ours (TIMQ, TIMR, APGD) with any subtype and data length,
+    alone or after an empty receiver report, sometimes cut short."""
+    name = rng.choice((b"TIMQ", b"TIMR", b"APGD"))
+    data = rng.randbytes(4 * rng.choice((0, 1, 3, 7, rng.randrange(12))))
+    subtype = rng.choice((0, 0, 0, rng.randrange(32)))
+    body = rng.randbytes(4) + name + data
+    app = struct.pack("!BBH", 0x80 | subtype, 204, len(body) // 4) + body
+    datagram = (bytes.fromhex("80c9000100000005") if rng.random() < 0.5 else b"") + app
+    return datagram[: rng.choice((len(datagram), len(datagram), rng.randrange(len(datagram))))]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_time_messages_parse_and_round_trip_or_say_invalid(seed: int) -> None:
+    rng = random.Random(f"timesync-{seed}")
+    outcomes = {"parsed": 0, "invalid": 0}
+    for _ in range(ROUNDS // 4):
+        data = timesync_shaped(rng)
+        try:
+            messages = time_messages(parse_compound(data))
+        except InvalidPacket:
+            outcomes["invalid"] += 1
+            continue
+        outcomes["parsed"] += len(messages)
+        for message in messages:
+            assert type(message).parse(bytes(message)) == message, data.hex()
+            assert bytes(message) in data, data.hex()
+    assert outcomes["parsed"] > 100 and outcomes["invalid"] > 100, outcomes
 
 
 @pytest.mark.parametrize("encoding", list(CODECS))

@@ -61,11 +61,13 @@ lasts (the packets after it come in time); past it the buffer refills as after a
 START_DEPTH_FACTOR = 2.0
 """A stream starts once its first frame is due (see :meth:`PlayoutBuffer.read`), or at once when
 it holds this many times the target: a sender ahead of real time (the seed's, at twice it)."""
-EXPAND_AFTER_S = 0.5
+EXPAND_AFTER_S = 0.2
 """...and only once the stream has played this long: at first, the output's own start-up (a
 PortAudio stream asks for two or three periods at once to fill its queue) and the sender's
 pattern (ffmpeg sends 40 ms packets in pairs, GStreamer 87 ms ones) can run the buffer dry
-with nothing lost; refilling then costs a short pause and no audio."""
+with nothing lost; refilling then costs a short pause and no audio. Not longer: a burst of
+losses in that time refilled too, a timeline shifted by the burst and a latency that stayed
+higher (0.5 s: 102 ms measured latency on the benchmark's bursty rows)."""
 START_LEAD_MS = 10.0
 """A stream of packets longer than a read starts at least one read and this much after its first
 packet came (over the fastest path): the next one has that long to come before it is needed."""

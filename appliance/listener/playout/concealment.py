@@ -53,14 +53,14 @@ silence, and the audio after it is not blended.
 played. :meth:`~Concealer.conceal` then takes it (``following``) and interpolates instead, so
 that the gap ends exactly where the real audio starts (no blend):
 
-* a short gap (up to 40 ms at 8 kHz, 20 ms at 16 kHz; at least 15 ms known on each side) by
+* a short gap (up to 40 ms at 8 and 16 kHz; at least 15 ms known on each side) by
   least-squares autoregressive interpolation (:mod:`~appliance.listener.playout.interpolation`):
   on the listener's PESQ benchmark it beat the pitch-based methods by 0.3 to 0.4 at 5 % loss;
 * a longer gap with at least 35 ms after it: the past's pitch-period continuation cross-faded
   (raised cosine) into the future's continuation run backwards, each with its own period, both
   fading as an extrapolation does from their own edge of the gap (silent 60 ms from it);
 * a longer gap with less after it (a burst of losses that ran the buffer dry): the extrapolation
-  goes on, and only its last 40 ms (20 ms at 16 kHz) are interpolated into the real audio.
+  goes on, and only its last 40 ms are interpolated into the real audio.
 
 A gap begun blind (``following`` empty: the buffer ran dry, its end not in hand) is re-planned
 by the first call that brings ``following``: the rest of it is interpolated from what was

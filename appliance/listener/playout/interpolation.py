@@ -21,12 +21,20 @@ crossfaded from both sides (G.711 Appendix I style): narrow band +0.3 at 5 % los
 +0.4. Over longer gaps the model's prediction decays towards silence in the middle, so bursts are
 left to the pitch-based concealment (:mod:`~appliance.listener.playout.concealment`).
 
-Cost: the system is ``gap x gap``, solved densely, per channel, in the audio callback.
-:func:`can_interpolate` keeps it to gaps of at most :data:`MAX_GAP_MS` and ``gap x order`` of at
-most :data:`MAX_WORK` (8 kHz: 40 ms; 16 kHz: 20 ms; 44.1 and 48 kHz: never). Measured on the
-2-core x86 CI machine (mean of 20): 1.0 ms for a 20 ms gap at 8 kHz mono, 2.3 ms for 40 ms at 8
-kHz, 3.2 ms for 20 ms at 16 kHz (mostly the order's Levinson-Durbin steps in Python); expect 10
-times more on a Pi, within one 30 ms output period.
+Cost: the system is ``gap x gap``, per channel, in the audio callback. It is symmetric Toeplitz,
+so :func:`solve_symmetric_toeplitz` solves it exactly by Levinson's recursion (N. Levinson, "The
+Wiener RMS error criterion in filter design and prediction", J. Math. Phys. 25, 1947; G. H.
+Golub, C. F. Van Loan, "Matrix Computations", 4th ed., algorithm 4.7.2): O(gap^2) arithmetic in
+``gap`` numpy steps, where a dense LU solve costs O(gap^3) and, through a multi-threaded BLAS on
+a shared 2-core machine, stalled for 100 to 200 ms when other processes ran. That lets
+:func:`can_interpolate` take gaps of up to :data:`MAX_GAP_MS` at up to :data:`MAX_ORDER` taps
+(8 and 16 kHz: 40 ms; 44.1 and 48 kHz: never). At 16 kHz 40 ms instead of 20 ms won 0.05 PESQ
+(wide band) on the bursty rows of the listener's simulated benchmark (``tests/sim_playout.py``,
+8 seeds each). Measured on the 2-core x86 CI machine while other jobs loaded it (load average
+6.6; best of 5): 1.6 ms for a 20 ms gap at 8 kHz mono, 2.7 ms for 40 ms at 8 kHz, 3.4 ms for
+20 ms at 16 kHz, 5.8 ms for 40 ms at 16 kHz (the solve alone: 4.5 ms), against 180 to 220 ms
+for the dense solve of the same 16 kHz systems at that load. No Pi was available to measure on:
+at 10 times more, a 40 ms gap at 16 kHz would take about two 30 ms output periods there.
 
 Example::
 
@@ -44,15 +52,13 @@ ORDER_MS = 15.0
 so that one predictor tap reaches a period back (120 taps at 8 kHz)."""
 
 MAX_GAP_MS = 40.0
-"""Longest gap interpolated: beyond two packets the prediction fades in the middle of the gap."""
+"""Longest gap interpolated: beyond two packets the prediction fades in the middle of the gap
+(60 ms at 8 kHz scored no better), and the solve's cost grows with the square of the gap."""
 
 MAX_ORDER = 240
-"""Highest order (16 kHz): above it, the Levinson-Durbin steps and the solve cost too much in the
-audio callback, and gaps at 44.1 and 48 kHz are left to the pitch-based concealment."""
-
-MAX_WORK = 320 * 240
-"""Largest ``gap frames x order`` solved (a 20 ms gap at 16 kHz): the solve grows with the cube
-of the gap, and runs in the audio callback."""
+"""Highest order (16 kHz): above it, the Levinson-Durbin steps and the solve of a 40 ms gap cost
+too much in the audio callback, and gaps at 44.1 and 48 kHz are left to the pitch-based
+concealment."""
 
 WHITE_NOISE = 1e-4
 """Added to the zero-lag autocorrelation (relative): keeps Levinson-Durbin stable on audio that
@@ -67,12 +73,11 @@ def order_for(rate: int) -> int:
 
 
 def max_gap_frames(rate: int) -> int:
-    """The longest gap interpolated at ``rate`` Hz (within :data:`MAX_GAP_MS` and
-    :data:`MAX_WORK`; 0 above :data:`MAX_ORDER`)."""
-    order = order_for(rate)
-    if order > MAX_ORDER:
+    """The longest gap interpolated at ``rate`` Hz: :data:`MAX_GAP_MS`, or 0 above
+    :data:`MAX_ORDER`."""
+    if order_for(rate) > MAX_ORDER:
         return 0
-    return min(int(rate * MAX_GAP_MS / 1000), MAX_WORK // order)
+    return int(rate * MAX_GAP_MS / 1000)
 
 
 def can_interpolate(rate: int, gap_frames: int, past_frames: int, future_frames: int) -> bool:
@@ -116,9 +121,52 @@ def _interpolate_channel(past: Floats, future: Floats, gap: int, order: int) -> 
     c = np.zeros(gap)
     taps = np.correlate(a, a, mode="full")[order:]
     c[: min(gap, order + 1)] = taps[:gap]
-    lags = np.abs(np.subtract.outer(np.arange(gap), np.arange(gap)))
-    solution: Floats = np.linalg.solve(c[lags], -g)
-    return solution
+    return solve_symmetric_toeplitz(c, -g)
+
+
+def solve_symmetric_toeplitz(column: Floats, rhs: Floats) -> Floats:
+    """The ``x`` of ``T x = rhs``, ``T[i, j] = column[|i - j|]`` symmetric positive definite
+    (as the interpolation's ``R``, a filter's autocorrelation), by Levinson's recursion (Golub &
+    Van Loan, algorithm 4.7.2). Raises ValueError if ``T`` turns out not positive definite.
+
+    Step ``k`` extends the solution of the leading ``k x k`` system to ``k + 1`` with the
+    forward vector ``f`` (``T_k f = e_1``, scaled); as ``T`` is symmetric the backward vector is
+    ``f`` reversed, kept here reversed in place (``backward``) so that no step copies it. Each
+    step is a few numpy operations on vectors of length ``k``: O(n^2) arithmetic, no BLAS
+    threads (see the module's description)."""
+    n = rhs.shape[0]
+    if column.shape[0] != n:
+        raise ValueError(f"a {n}-unknown system needs {n} Toeplitz coefficients")
+    if n == 0:
+        return np.zeros(0)
+    if column[0] <= 0.0:
+        raise ValueError("the Toeplitz system is not positive definite")
+    reversed_column = column[::-1].copy()  # reversed_column[n - 1 - j] == column[j]
+    forward = np.zeros(n)
+    # At step k (f of length k) the slice backward[n - 1 - k:] is 0 followed by f reversed,
+    # and forward[: k + 1] is f followed by 0: both updated in place.
+    backward = np.zeros(n)
+    x = np.zeros(n)
+    forward[0] = backward[n - 1] = 1.0 / column[0]
+    x[0] = rhs[0] / column[0]
+    scratch = np.empty(n)
+    for k in range(1, n):
+        near = reversed_column[n - 1 - k : n - 1]  # column[k], ..., column[1]
+        mismatch = float(np.dot(near, forward[:k]))
+        denominator = 1.0 - mismatch * mismatch
+        if denominator <= 0.0:
+            raise ValueError("the Toeplitz system is not positive definite")
+        head = forward[: k + 1]  # f then 0 (forward[k] is still 0)
+        tail = backward[n - 1 - k :]  # 0 then f reversed
+        np.multiply(tail, mismatch, out=scratch[: k + 1])
+        tail -= mismatch * head
+        head -= scratch[: k + 1]
+        scale = 1.0 / denominator
+        head *= scale
+        tail *= scale
+        residual = rhs[k] - float(np.dot(near, x[:k]))
+        x[: k + 1] += residual * tail
+    return x
 
 
 def _autocorrelation(x: Floats, order: int) -> Floats:

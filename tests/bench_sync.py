@@ -1,0 +1,133 @@
+"""Benchmark (not a test): the skew between two listeners playing one stream (issue 12).
+
+    .venv/bin/python tests/bench_sync.py [--seconds 60 | --minutes 10] [--buffers 40,150]
+        [--period-s 0.5] [--delay-ms MS] [--no-single]
+
+Two ``appliance listen`` processes (fixed latency, ``--buffers`` ms each) play into ONE
+private PulseAudio null sink (tests/sync_rig.py); ONE ``appliance send --rtp --to A --to B``
+sends them a click track (tests/clicks.py); the sink's monitor is recorded and each click's
+skew read from it (to 0.01 ms, see tests/sync/test_rig_resolution.py). Printed: the skew's
+median and max over the clicks, its spread (max - min: creep), the clicks heard, and the CPU
+time each listener process used per minute of audio. Then the same for ONE target alone (one
+listener, its first buffer), as the reference for the CPU cost of sync against a single
+target (``--no-single`` skips it).
+
+Today, without synchronised playout, the skew is about the difference of the buffers (~110 ms
+for 40 vs 150): that is the "before". ``--delay-ms`` is passed to the sender as is (part 2's
+announced group delay; without it none is sent); ``--listener-arg`` adds any flag to both
+listeners. All traffic stays on 127.0.0.1. Not collected by pytest (not named test_*).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from audio_rig import AudioSink
+from clicks import click_positions, click_track, copies_heard, find_clicks, skews
+from sync_rig import TwoListeners, send_to
+
+RATE = 8000
+
+
+@dataclass
+class Run:
+    buffers_ms: tuple[int, ...]
+    clicks_sent: int
+    copies: int
+    skews_ms: list[float]
+    cpu_per_min_s: list[float]
+    send_rc: int
+    sessions: list[str]
+    """Each listener's session summary line (underruns, concealment, depth, offset)."""
+
+    def line(self) -> str:
+        cpu = ", ".join(f"{c:.2f}" for c in self.cpu_per_min_s)
+        head = (
+            f"buffers {'/'.join(map(str, self.buffers_ms))} ms: clicks sent {self.clicks_sent}, "
+            f"copies heard {self.copies} of {self.clicks_sent * len(self.buffers_ms)}; "
+        )
+        if len(self.buffers_ms) > 1 and self.skews_ms:
+            head += (
+                f"skew median {statistics.median(self.skews_ms):.3f} ms, "
+                f"max {max(self.skews_ms):.3f} ms, "
+                f"spread {max(self.skews_ms) - min(self.skews_ms):.3f} ms; "
+            )
+        summary = "".join(f"\n  {line}" for line in self.sessions)
+        return head + f"CPU per listener {cpu} s per minute; sender exit {self.send_rc}{summary}"
+
+
+def run(
+    buffers_ms: tuple[int, ...],
+    seconds: float,
+    period_s: float,
+    sender_args: list[str],
+    listener_args: list[str],
+) -> Run:
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as directory:
+        track = Path(directory) / "clicks.raw"
+        track.write_bytes(click_track(RATE, 1, seconds, period_s))
+        sent = len(click_positions(RATE, seconds, period_s))
+        with AudioSink() as sink, TwoListeners(sink, buffers_ms, extra_args=listener_args) as group:
+            cpu_before = group.cpu_s()
+            sink.start_recording()
+            result = send_to(group.ports, track, extra_args=sender_args, timeout_s=seconds + 60)
+            recording = sink.stop_recording(settle_s=0.6)
+            cpu_after = group.cpu_s()
+            cpu_used = [b - a for a, b in zip(cpu_before, cpu_after, strict=True)]
+            sessions = [
+                line.split(" INFO ", 1)[-1]
+                for listener in group.listeners
+                for line in listener.log.splitlines()
+                if " ended " in line
+            ]
+            if result.returncode != 0:
+                print(result.stderr, file=sys.stderr)
+    if len(buffers_ms) == 1:  # one listener: no skew, each click one copy
+        skews_ms, copies = [], len(find_clicks(recording, RATE))
+    else:
+        found = skews(recording, RATE, period_s)
+        skews_ms, copies = [s.skew_ms for s in found], copies_heard(found)
+    return Run(
+        buffers_ms, sent, copies, skews_ms,
+        [60 * c / seconds for c in cpu_used], result.returncode, sessions,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, default=60.0, help="audio sent (default 60)")
+    length.add_argument("--minutes", type=float, help="audio sent, in minutes")
+    parser.add_argument("--buffers", default="40,150", help="each listener's --buffer-ms")
+    parser.add_argument("--period-s", type=float, default=0.5, help="seconds between clicks")
+    parser.add_argument("--delay-ms", type=int, help="passed to `appliance send` (part 2)")
+    parser.add_argument("--listener-arg", action="append", default=[], help="for both listeners")
+    parser.add_argument("--no-single", action="store_true", help="skip the one-target run")
+    args = parser.parse_args()
+    seconds = args.minutes * 60 if args.minutes is not None else args.seconds
+    try:
+        buffers = tuple(int(b) for b in args.buffers.split(","))
+    except ValueError:
+        parser.error(f"--buffers must be numbers separated by commas, not {args.buffers!r}")
+    sender_args = [] if args.delay_ms is None else ["--delay-ms", str(args.delay_ms)]
+    print(
+        f"{seconds:g} s of clicks every {args.period_s:g} s, 8000 Hz mono, RTP; "
+        f"sender args {sender_args or 'none'}; listener args {args.listener_arg or 'none'}"
+    )
+    started = time.monotonic()
+    print(run(buffers, seconds, args.period_s, sender_args, args.listener_arg).line())
+    if not args.no_single:
+        print(run(buffers[:1], seconds, args.period_s, sender_args, args.listener_arg).line())
+    print(f"({time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
