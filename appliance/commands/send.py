@@ -167,8 +167,8 @@ def add_parser(subparsers: Any) -> None:
         "--delay-ms",
         type=delay_ms,
         metavar="MS",
-        help="over RTP, announce this playout delay to the listeners: each plays a sample this "
-        "long after it was sent (multi-room, in progress; default: none announced)",
+        help="over RTP, announce this group playout delay to the listeners (multi-room sync, in "
+        "progress: today they log it but still play at their own latency; default: none)",
     )
     add_mdns_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")

@@ -14,25 +14,28 @@ import math
 from pathlib import Path
 
 
-def finite_float(text: str) -> float:
-    """A number that is neither NaN nor infinite."""
+def _finite(text: str, unit: str = "") -> float:
+    """``text`` as a finite float; the errors name ``unit`` ("seconds": "not a number of
+    seconds: 'x'"), or plain "number" without one."""
+    of = f" of {unit}" if unit else ""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number{of}: {text!r}") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+        wording = f"must be a finite number{of}" if unit else "not a finite number"
+        raise argparse.ArgumentTypeError(f"{wording}: {text!r}")
     return value
+
+
+def finite_float(text: str) -> float:
+    """A number that is neither NaN nor infinite."""
+    return _finite(text)
 
 
 def positive_seconds(text: str) -> float:
     """A duration: a finite number of seconds greater than zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds: {text!r}")
+    value = _finite(text, "seconds")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
     return value
@@ -44,12 +47,7 @@ MAX_DELAY_MS = 10_000
 
 def delay_ms(text: str) -> float:
     """A playout delay: a finite number of milliseconds from 0 to :data:`MAX_DELAY_MS`."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number of milliseconds: {text!r}")
+    value = _finite(text, "milliseconds")
     if not 0 <= value <= MAX_DELAY_MS:
         raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_DELAY_MS} ms: {text!r}")
     return value

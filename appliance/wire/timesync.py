@@ -30,8 +30,8 @@ Example::
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import ClassVar, TypeAlias
+from dataclasses import dataclass, fields
+from typing import ClassVar, Self, TypeAlias
 
 from appliance.wire.rtcp import (
     APP,
@@ -82,8 +82,42 @@ def _parse_app(data: bytes, name: bytes) -> UnknownRtcp:
     return packet
 
 
+class _AppMessage:
+    """What the three messages share: their fields after ``ssrc`` are the APP data, packed by
+    the class's ``_DATA`` in declaration order."""
+
+    __slots__ = ()
+    NAME: ClassVar[bytes]
+    _DATA: ClassVar[struct.Struct]
+    ssrc: int
+
+    @classmethod
+    def of_app(cls, packet: UnknownRtcp) -> Self | None:
+        """The message ``packet`` is, None if it is not an APP packet of this name."""
+        found = _app_data(packet, cls.NAME, cls._DATA.size)
+        if found is None:
+            return None
+        return cls(found[0], *cls._DATA.unpack(found[1]))  # type: ignore[call-arg]  # subclasses are dataclasses
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        """The message that ``data`` (one APP packet) is; :class:`InvalidPacket` if not."""
+        message = cls.of_app(_parse_app(data, cls.NAME))
+        if message is None:
+            raise InvalidPacket(f"APP packet is not named {cls.NAME.decode()}")
+        return message
+
+    def app(self) -> UnknownRtcp:
+        values = [getattr(self, f.name) for f in fields(self)[1:]]  # type: ignore[arg-type]  # a dataclass
+        data = _SSRC_NAME.pack(self.ssrc, self.NAME) + self._DATA.pack(*values)
+        return UnknownRtcp(APP, SUBTYPE, data)
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.app())
+
+
 @dataclass(frozen=True, slots=True)
-class TimeRequest:
+class TimeRequest(_AppMessage):
     """A listener asks the sender for its time (``t1``: when it asked, on its own clock)."""
 
     ssrc: int
@@ -98,31 +132,9 @@ class TimeRequest:
         _check(self.sequence, _U32, "sequence")
         _check(self.t1_ns, _U64, "t1")
 
-    @classmethod
-    def of_app(cls, packet: UnknownRtcp) -> TimeRequest | None:
-        found = _app_data(packet, cls.NAME, cls._DATA.size)
-        if found is None:
-            return None
-        return cls(found[0], *cls._DATA.unpack(found[1]))
-
-    @classmethod
-    def parse(cls, data: bytes) -> TimeRequest:
-        """The request that ``data`` (one APP packet) is; :class:`InvalidPacket` if not."""
-        message = cls.of_app(_parse_app(data, cls.NAME))
-        if message is None:
-            raise InvalidPacket(f"APP packet is not named {cls.NAME.decode()}")
-        return message
-
-    def app(self) -> UnknownRtcp:
-        data = _SSRC_NAME.pack(self.ssrc, self.NAME) + self._DATA.pack(self.sequence, self.t1_ns)
-        return UnknownRtcp(APP, SUBTYPE, data)
-
-    def __bytes__(self) -> bytes:
-        return bytes(self.app())
-
 
 @dataclass(frozen=True, slots=True)
-class TimeResponse:
+class TimeResponse(_AppMessage):
     """The sender's answer: the request's ``sequence`` and ``t1`` echoed, and its own clock
     when it received the request (``t2``) and when it answered (``t3``)."""
 
@@ -141,30 +153,9 @@ class TimeResponse:
         for what in ("t1_ns", "t2_ns", "t3_ns"):
             _check(getattr(self, what), _U64, what.removesuffix("_ns"))
 
-    @classmethod
-    def of_app(cls, packet: UnknownRtcp) -> TimeResponse | None:
-        found = _app_data(packet, cls.NAME, cls._DATA.size)
-        if found is None:
-            return None
-        return cls(found[0], *cls._DATA.unpack(found[1]))
-
-    @classmethod
-    def parse(cls, data: bytes) -> TimeResponse:
-        message = cls.of_app(_parse_app(data, cls.NAME))
-        if message is None:
-            raise InvalidPacket(f"APP packet is not named {cls.NAME.decode()}")
-        return message
-
-    def app(self) -> UnknownRtcp:
-        fields = self._DATA.pack(self.sequence, self.t1_ns, self.t2_ns, self.t3_ns)
-        return UnknownRtcp(APP, SUBTYPE, _SSRC_NAME.pack(self.ssrc, self.NAME) + fields)
-
-    def __bytes__(self) -> bytes:
-        return bytes(self.app())
-
 
 @dataclass(frozen=True, slots=True)
-class GroupDelay:
+class GroupDelay(_AppMessage):
     """The playout delay common to the group: every listener plays a sample this long after
     the sender's schedule sent it (the sender reports say when that was)."""
 
@@ -181,27 +172,6 @@ class GroupDelay:
     @property
     def delay_ns(self) -> int:
         return self.delay_us * 1000
-
-    @classmethod
-    def of_app(cls, packet: UnknownRtcp) -> GroupDelay | None:
-        found = _app_data(packet, cls.NAME, cls._DATA.size)
-        if found is None:
-            return None
-        return cls(found[0], *cls._DATA.unpack(found[1]))
-
-    @classmethod
-    def parse(cls, data: bytes) -> GroupDelay:
-        message = cls.of_app(_parse_app(data, cls.NAME))
-        if message is None:
-            raise InvalidPacket(f"APP packet is not named {cls.NAME.decode()}")
-        return message
-
-    def app(self) -> UnknownRtcp:
-        data = _SSRC_NAME.pack(self.ssrc, self.NAME) + self._DATA.pack(self.delay_us)
-        return UnknownRtcp(APP, SUBTYPE, data)
-
-    def __bytes__(self) -> bytes:
-        return bytes(self.app())
 
 
 TimeMessage: TypeAlias = TimeRequest | TimeResponse | GroupDelay
