@@ -31,7 +31,14 @@ import socket
 
 from appliance.sync.clock import Clock
 from appliance.sync.schedule import ns_to_ntp
-from appliance.wire.rtcp import RtcpPacket, SenderReport, cname_sdes, pack_compound, parse_compound
+from appliance.wire.rtcp import (
+    RtcpPacket,
+    SenderReport,
+    cname_sdes,
+    is_rtcp,
+    pack_compound,
+    parse_compound,
+)
 from appliance.wire.rtp import InvalidPacket
 from appliance.wire.timesync import GroupDelay, TimeRequest, TimeResponse, compound, time_messages
 
@@ -71,7 +78,7 @@ class TimeServer:
     def requests(self, data: bytes) -> list[TimeRequest]:
         """The time requests in an (unprotected) datagram from a listener; none if it holds
         none, or is not RTCP we can read."""
-        if len(data) < 8 or data[1] < 192 or data[1] > 223:
+        if not is_rtcp(data):
             return []
         try:
             return [m for m in time_messages(parse_compound(data)) if isinstance(m, TimeRequest)]
