@@ -281,7 +281,9 @@ class ImpairmentRelay:
     """Receives on `listen` (default 127.0.0.1, port 0 = any free port), forwards each
     datagram's payload unchanged, per its Fate, from its own socket to `target`. The empty
     datagram (the seed's end-of-stream marker) is a datagram like any other. Replies from the
-    target are not relayed (one direction).
+    target are not relayed (one direction), unless ``relay_replies``: then they go back, at
+    once and unimpaired, from the relay's listening address to the latest sender (a listener's
+    reports and time requests reach the sender; only its way to the listener is impaired).
 
     A datagram is due at its arrival time (``time.monotonic()``) plus its delay; due
     datagrams go out in due order (ties in arrival order), and one with no delay is sent by
@@ -295,7 +297,13 @@ class ImpairmentRelay:
         target: tuple[str, int],
         impairment: Impairment,
         listen: tuple[str, int] = ("127.0.0.1", 0),
+        *,
+        relay_replies: bool = False,
     ) -> None:
+        self._relay_replies = relay_replies
+        self._source: tuple[str, int] | None = None
+        self.replies = 0
+        """Datagrams from the target relayed back to the sender (with ``relay_replies``)."""
         self.target = _loopback(target, "target", any_port=False)
         listen = _loopback(listen, "listen address", any_port=True)
         impairment.validate()
@@ -421,16 +429,22 @@ class ImpairmentRelay:
 
     def _receive_loop(self) -> None:
         receiver = self._receiver.fileno()
+        watched = [receiver, self._wake_read]
+        if self._relay_replies:
+            watched.append(self._sender.fileno())
         while True:
-            readable, _, _ = select.select([receiver, self._wake_read], [], [], _RECEIVE_POLL_S)
+            readable, _, _ = select.select(watched, [], [], _RECEIVE_POLL_S)
             with self._cond:
                 if self._stopping:
                     break
+                if self._sender.fileno() in readable:
+                    self._relay_reply()
                 if receiver not in readable:
                     continue
                 self._reading = True
             try:
-                payload: bytes | None = self._receiver.recv(MAX_DATAGRAM)
+                payload: bytes | None
+                payload, self._source = self._receiver.recvfrom(MAX_DATAGRAM)
             except OSError:  # nothing after all, or a queued error: not a datagram
                 payload = None
             arrived = time.monotonic()
@@ -441,6 +455,16 @@ class ImpairmentRelay:
                 self._cond.notify_all()
         if self._flush:
             self._receive_remaining()
+
+    def _relay_reply(self) -> None:
+        try:
+            reply = self._sender.recv(MAX_DATAGRAM)
+        except OSError:  # ICMP port unreachable from the target, say
+            return
+        if self._source is not None:
+            with contextlib.suppress(OSError):
+                self._receiver.sendto(reply, self._source)
+                self.replies += 1
 
     def _receive_remaining(self) -> None:
         """For stop(flush=True): take in what is already waiting in the socket."""

@@ -199,6 +199,29 @@ class TwoListeners:
         self.close()
 
 
+def send_command(ports: Sequence[int], track: Path, extra_args: Sequence[str] = ()) -> list[str]:
+    """``appliance send --rtp --to 127.0.0.1:P ... TRACK`` (raw 8 kHz mono s16le); no
+    progress line (stderr is not a terminal), the summary at the end."""
+    targets = [arg for port in ports for arg in ("--to", f"127.0.0.1:{port}")]
+    return [
+        sys.executable, "-m", "appliance", "send", "--rtp", *targets, *extra_args, str(track),
+    ]  # fmt: skip
+
+
+def start_send(
+    ports: Sequence[int], track: Path, *, extra_args: Sequence[str] = ()
+) -> subprocess.Popen[str]:
+    """:func:`send_to`, started in the background (for tests that act while it plays)."""
+    return subprocess.Popen(
+        send_command(ports, track, extra_args),
+        env=appliance_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def send_to(
     ports: Sequence[int],
     track: Path,
@@ -208,14 +231,12 @@ def send_to(
 ) -> subprocess.CompletedProcess[str]:
     """One ``appliance send --rtp --to 127.0.0.1:P ...`` of ``track`` (raw 8 kHz mono s16le)
     to every port, until it ends; ``timeout_s`` must exceed the track's length."""
-    targets = [arg for port in ports for arg in ("--to", f"127.0.0.1:{port}")]
     return subprocess.run(
-        [sys.executable, "-m", "appliance", "send", "--rtp", "-q", *targets, *extra_args,
-         str(track)],
+        send_command(ports, track, extra_args),
         env=appliance_env(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout_s,
         check=False,
-    )  # fmt: skip
+    )

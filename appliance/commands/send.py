@@ -167,8 +167,9 @@ def add_parser(subparsers: Any) -> None:
         "--delay-ms",
         type=delay_ms,
         metavar="MS",
-        help="over RTP, announce this group playout delay to the listeners (multi-room sync, in "
-        "progress: today they log it but still play at their own latency; default: none)",
+        help="over RTP, play every sample this long after it is sent, on every listener, so "
+        "that they play in step (default with two or more targets: the smallest every "
+        "listener says it can meet; with one: none, it plays at its own latency)",
     )
     add_mdns_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
@@ -259,6 +260,8 @@ def outcome_lines(report: SendReport, *, quiet: bool) -> list[str]:
     if len(states) == 1 and states[0].failure is not None:
         return [states[0].failure]
     lines = [] if quiet else [report.summary()]
+    if report.group_delay is not None and not quiet:
+        lines.append(report.group_delay)
     if len(states) == 1:
         played = states[0].played_line(report.audio_format, rtp)
         if played and not quiet:

@@ -15,15 +15,19 @@ Example::
     latency:   target 65 ms
     network:   lost 3, late 1, reordered 5, duplicates 0, jitter 4.2 ms,
                concealed 120 ms in 3 gaps, drift -998 ppm
+    sync:      offset +37000.123 ms (+-0.020), drift +300 ppm,
+               +0.12 ms off the schedule, group delay 215 ms
     version:   0.1.0
 
 ``format`` is the raw wire; the ``rtp`` lines are left out for a listener without RTP, and
 ``rtp map`` when it has no map entries of its own. ``latency`` is the listener's current
 latency target and ``network`` what the network did to its last session (``no session yet``
 before one ended): both are left out for a listener that does not advertise them (TXT ``lat``
-and ``net``, older versions). ``--json`` gives them as ``latency_ms`` and ``network`` (null
-when not advertised). Values that would run past :data:`WIDTH` columns continue on the next
-line, broken between figures.
+and ``net``, older versions). ``sync`` is the listener playing in step with a group of
+speakers (TXT ``syn``: the current session's, or the last one's), left out when it has not.
+``--json`` gives them as ``latency_ms``, ``network`` and ``sync`` (null when not advertised).
+Values that would run past :data:`WIDTH` columns continue on the next line, broken between
+figures.
 """
 
 from __future__ import annotations
@@ -78,6 +82,14 @@ def playout_fields(record: ListenerRecord) -> list[tuple[str, str]]:
     return [("latency", latency), ("network", wrap_list(network, WIDTH - KEY_WIDTH - 1))]
 
 
+def sync_fields(record: ListenerRecord) -> list[tuple[str, str]]:
+    """``sync:`` when the listener plays (or last played) in step with a group."""
+    sync = record.properties.sync
+    if sync is None:
+        return []
+    return [("sync", wrap_list(sync.describe(), WIDTH - KEY_WIDTH - 1))]
+
+
 def wrap_list(text: str, width: int) -> str:
     """A ``", "``-separated list in lines of at most ``width`` characters where it can be
     (an item is never broken), continued lines indented under the value column."""
@@ -100,6 +112,7 @@ def format_status(record: ListenerRecord) -> str:
         ("format", record.properties.describe_format()),
         *rtp_fields(record),
         *playout_fields(record),
+        *sync_fields(record),
         ("version", record.properties.version or "?"),
     ]
     return "\n".join(f"{key + ':':<{KEY_WIDTH}} {value}" for key, value in fields)

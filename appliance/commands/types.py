@@ -41,15 +41,20 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+MIN_DELAY_MS = 1
 MAX_DELAY_MS = 10_000
 """The longest playout delay a group can be given: more than any buffer a listener keeps."""
 
 
 def delay_ms(text: str) -> float:
-    """A playout delay: a finite number of milliseconds from 0 to :data:`MAX_DELAY_MS`."""
+    """A group playout delay: a finite number of milliseconds from :data:`MIN_DELAY_MS` to
+    :data:`MAX_DELAY_MS` (0 would mean "not agreed yet" on the wire, and no speaker plays a
+    sample the moment it is sent)."""
     value = _finite(text, "milliseconds")
-    if not 0 <= value <= MAX_DELAY_MS:
-        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_DELAY_MS} ms: {text!r}")
+    if not MIN_DELAY_MS <= value <= MAX_DELAY_MS:
+        raise argparse.ArgumentTypeError(
+            f"must be from {MIN_DELAY_MS} to {MAX_DELAY_MS} ms: {text!r}"
+        )
     return value
 
 

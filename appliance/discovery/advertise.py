@@ -90,6 +90,7 @@ from appliance.discovery.records import (
     service_name,
     txt_record_bytes,
 )
+from appliance.discovery.syncrecord import SyncRecord
 from appliance.errors import UsageError
 from appliance.listener.state import ListenerState, StateMachine, Transition
 from appliance.wire.payload import PayloadMap
@@ -174,10 +175,16 @@ class DynamicTxt:
     """TXT ``lat``."""
     network: NetworkFigures | None = None
     """TXT ``net``."""
+    sync: SyncRecord | None = None
+    """TXT ``syn``."""
 
     def apply_to(self, properties: ListenerProperties) -> ListenerProperties:
         return replace(
-            properties, state=self.state, latency_ms=self.latency_ms, network=self.network
+            properties,
+            state=self.state,
+            latency_ms=self.latency_ms,
+            network=self.network,
+            sync=self.sync,
         )
 
 
@@ -329,6 +336,16 @@ class Advertiser:
         with self._condition:
             self._wanted = replace(self._wanted, latency_ms=latency_ms, network=network)
             self._condition.notify_all()
+
+    def set_sync(self, sync: SyncRecord | None) -> None:
+        """Ask for TXT ``syn`` to become this (None: leave it out); as :meth:`set_playout`."""
+        with self._condition:
+            self._wanted = replace(self._wanted, sync=sync)
+            self._condition.notify_all()
+
+    def wait_sync(self, sync: SyncRecord | None, timeout: float | None = None) -> bool:
+        """Block until TXT ``syn`` on the network is ``sync``."""
+        return self._wait_published(lambda p: p.sync == sync, timeout)
 
     def unregister(self) -> None:
         """Ask for the service to be withdrawn."""

@@ -52,14 +52,20 @@ The keys:
     decimal digits only; readers ignore keys they do not know and treat a value they cannot
     read, or a missing key, as no figures at all. Absent: no session has ended yet (or an
     older listener, when ``lat`` is absent too).
+``syn``
+    How the listener plays in step with a group of speakers (:mod:`.syncrecord`): its offset
+    to the sender's clock, its uncertainty, the drift, how far off the group's schedule it
+    plays and the group delay, ``o=+37000.123,e=0.020,d=+300,s=+0.12,g=215``; unknown keys
+    are ignored, as in ``net``. Absent: it has not played in a group (one target, an older
+    listener).
 
 Keys this version does not know are kept (:attr:`ListenerProperties.extra`). Every TXT string
 is at most 255 bytes (DNS). The record is 123 bytes without map entries, 156 with the two
-above, 245 with eight; ``lat`` and ``net`` add at most :data:`PLAYOUT_TXT_RESERVE_BYTES` (124)
-at their largest realistic values (:data:`LARGEST_REALISTIC_NETWORK`), and the ``net`` string
-is 132 bytes even at the largest values :class:`NetworkFigures` takes: all well below the ~400
-bytes that avahi and Bonjour take without fuss (the advertiser warns beyond
-:data:`TXT_RECORD_BUDGET_BYTES`).
+above, 245 with eight; ``lat``, ``net`` and ``syn`` add at most
+:data:`PLAYOUT_TXT_RESERVE_BYTES` (181) at their largest realistic values
+(:data:`LARGEST_REALISTIC_NETWORK`, :data:`~.syncrecord.LARGEST_REALISTIC_SYNC`), and the ``net``
+string is 132 bytes even at the largest values :class:`NetworkFigures` takes: all below the
+450 bytes of :data:`TXT_RECORD_BUDGET_BYTES` (the advertiser warns beyond).
 
 :class:`ListenerProperties` converts between those strings and typed fields
 (``ListenerProperties.parse(p.to_properties()) == p``) and rebuilds the listener's payload map
@@ -92,6 +98,7 @@ from zeroconf import IPVersion, ServiceInfo
 
 from appliance import __version__
 from appliance.audio.format import AudioFormat, Encoding
+from appliance.discovery.syncrecord import LARGEST_REALISTIC_SYNC, SyncRecord
 from appliance.errors import UsageError
 from appliance.wire import Wire
 from appliance.wire.payload import (
@@ -116,8 +123,11 @@ MAX_INSTANCE_NAME_BYTES = 63
 
 MAX_TXT_STRING_BYTES = 255
 """One TXT string (``key=value``) is at most 255 bytes: its length is a single byte."""
-TXT_RECORD_BUDGET_BYTES = 400
-"""The whole record should stay below this: avahi and Bonjour take it without complaint."""
+TXT_RECORD_BUDGET_BYTES = 450
+"""The whole record should stay below this. RFC 6763 section 6.2 keeps to 400 bytes for one
+512-byte unicast DNS message; multicast DNS on a LAN is not bound to 512 bytes, and avahi and
+Bonjour take this without complaint (the largest record with ``syn``, eight map entries and
+every figure at its largest is 426)."""
 
 TXT_RATE = "rate"
 TXT_FORMAT = "format"
@@ -133,6 +143,7 @@ TXT_STATE = "state"
 TXT_LATENCY = "lat"
 TXT_NETWORK = "net"
 TXT_AUTH = "auth"
+TXT_SYNC = "syn"
 AUTH_SRTP = "srtp"
 """``auth=srtp``: a key is required (see :mod:`appliance.wire.srtp`)."""
 KNOWN_KEYS = frozenset(
@@ -150,6 +161,7 @@ KNOWN_KEYS = frozenset(
         TXT_LATENCY,
         TXT_NETWORK,
         TXT_AUTH,
+        TXT_SYNC,
     }
 )
 
@@ -517,9 +529,10 @@ PLAYOUT_TXT_RESERVE_BYTES = txt_record_bytes(
     {
         TXT_LATENCY: str(LARGEST_REALISTIC_LATENCY_MS),
         TXT_NETWORK: LARGEST_REALISTIC_NETWORK.to_text(),
+        TXT_SYNC: LARGEST_REALISTIC_SYNC.to_text(),
     }
 )
-"""What ``lat`` and ``net`` add to the TXT record at most, at realistic values."""
+"""What ``lat``, ``net`` and ``syn`` add to the TXT record at most, at realistic values."""
 
 
 # -- the properties ----------------------------------------------------------------------
@@ -554,6 +567,9 @@ class ListenerProperties:
     """The last ended session's figures (TXT ``net``); None: no session yet, or unreadable."""
     auth: str | None = None
     """How streams must authenticate (TXT ``auth``, :data:`AUTH_SRTP`); None: open."""
+    sync: SyncRecord | None = None
+    """Playing in step with a group (TXT ``syn``, :mod:`.syncrecord`); None: not, or
+    unreadable."""
     extra: Mapping[str, str | None] = field(default_factory=dict)
     """Keys this version does not know, kept so a round trip loses nothing."""
 
@@ -607,6 +623,7 @@ class ListenerProperties:
             latency_ms=_non_negative_or_none(properties.get(TXT_LATENCY)),
             network=NetworkFigures.parse(properties.get(TXT_NETWORK)),
             auth=properties.get(TXT_AUTH),
+            sync=SyncRecord.parse(properties.get(TXT_SYNC)),
             extra={k: v for k, v in properties.items() if k not in known},
         )
 
@@ -630,6 +647,7 @@ class ListenerProperties:
             TXT_LATENCY: self.latency_ms,
             TXT_NETWORK: None if self.network is None else self.network.to_text(),
             TXT_AUTH: self.auth,
+            TXT_SYNC: None if self.sync is None else self.sync.to_text(),
         }
         out.update({k: str(v) for k, v in tail.items() if v is not None})
         out.update(self.extra)
@@ -807,4 +825,5 @@ class ListenerRecord:
             "rtp": rtp,
             "latency_ms": p.latency_ms,
             "network": None if p.network is None else p.network.to_json(),
+            "sync": None if p.sync is None else p.sync.to_json(),
         }

@@ -156,6 +156,10 @@ class RtpDepacketizer:
             return None
         return self._frame(packet.payload, packet.timestamp)
 
+    def timestamp_of(self, position: int) -> int:
+        """The RTP timestamp of the sample frame at ``position`` (the inverse of placing)."""
+        return (self._origin + position) % (1 << 32)
+
     def _frame(self, payload: bytes, timestamp: int) -> Frame | None:
         if not payload:
             return None

@@ -292,6 +292,7 @@ class Listener:
             key=self.config.srtp_key(),
             on_stream_coming=self._stream_coming,
             on_idle=self._close_output_if_idle,
+            min_delay=self._playout.min_delay_ns,
         )
         receiver.start()
         self._receiver = receiver

@@ -63,7 +63,10 @@ class Receiver:
         on_stream_coming: FormatCallback | None = None,
         on_idle: Callable[[], None] | None = None,
         key: bytes | None = None,
+        min_delay: Callable[[], int | None] | None = None,
     ) -> None:
+        """``min_delay()``: the smallest group delay this listener can meet, in ns (None:
+        not known yet), told to senders that keep a group in step."""
         self._sock = sock
         self._unprotector = None if key is None else SrtpUnprotector(key)
         self._protector = None if key is None else SrtpProtector(key)
@@ -77,7 +80,7 @@ class Receiver:
         self._sessions = SessionManager(
             buffer, timeout_s, payload_map, on_session_start, on_session_end, self.feedback,
             takeover_s=takeover_s, allow=allow, on_stream_coming=on_stream_coming,
-            on_idle=on_idle,
+            on_idle=on_idle, min_delay=min_delay,
         )
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -36,12 +36,15 @@ from appliance.listener.depacketizer import (
     Depacketizer,
     Detection,
     RawDepacketizer,
+    RtpDepacketizer,
     rtp_depacketizer,
 )
 from appliance.listener.feedback import Feedback, StreamFigures
 from appliance.listener.notices import NoticeLimiter
 from appliance.listener.playout.buffer import BufferStats, PlayoutBuffer
+from appliance.listener.playout.schedule import MAX_HOLD_S, ScheduleState
 from appliance.listener.reception import InterarrivalJitter
+from appliance.listener.schedule import SessionSchedule
 from appliance.listener.session import Address, EndReason, Session
 from appliance.listener.timesync import TimeClient
 from appliance.sync.clock import Clock, MonotonicClock
@@ -72,13 +75,15 @@ class SessionManager:
         on_stream_coming: FormatCallback | None = None,
         on_idle: Callable[[], None] | None = None,
         clock: Clock | None = None,
+        min_delay: Callable[[], int | None] | None = None,
     ) -> None:
         """``clock``: the listener's own, for the time exchange with an RTP stream's source
         (:mod:`appliance.listener.timesync`; monotonic by default).
 
         ``on_stream_coming(format)``: a new source's first datagram came to an idle
         listener, in this format if it becomes a stream (the output can open meanwhile);
-        ``on_idle()``: no source is being judged any more and none streams."""
+        ``on_idle()``: no source is being judged any more and none streams; ``min_delay()``:
+        the smallest group delay the playout can meet (ns, None if not known yet)."""
         self._buffer = buffer
         self._feedback = feedback
         self._timeout_s = timeout_s
@@ -109,6 +114,10 @@ class SessionManager:
         self._jitter: InterarrivalJitter | None = None
         self._clock: Clock = clock or MonotonicClock()
         self._time: TimeClient | None = None
+        self._min_delay = min_delay
+        self._schedule: SessionSchedule | None = None
+        self._sync_said = ScheduleState.OFF
+        """What the log has said of the session's schedule (one line when it changes)."""
 
     @property
     def session(self) -> Session | None:
@@ -158,6 +167,8 @@ class SessionManager:
             self.end(EndReason.TIMEOUT)
         if self._time is not None:
             self._time.poll()
+            if session is not None and self._session is session:
+                self._say_sync(session, now)
         refused = self._admission.expire(now)
         if refused is not None:
             self._refuse(refused)
@@ -246,11 +257,16 @@ class SessionManager:
             self._play(session, data, now)
         if self._feedback is not None and self._session is session:
             self._feedback.started(source, self.figures(session), now)
-            if session.wire is Wire.RTP:
+            if isinstance(depacketizer, RtpDepacketizer):
                 self._time = TimeClient(
                     self._feedback.send_datagram, source, self._feedback.ssrc,
-                    rate=depacketizer.format.rate, clock=self._clock,
+                    rate=depacketizer.format.rate, clock=self._clock, min_delay=self._min_delay,
                 )
+                buffer = self._buffer
+                self._schedule = SessionSchedule(self._time, depacketizer.timestamp_of)
+                self._sync_said = ScheduleState.OFF
+                buffer.set_schedule(self._schedule)
+                self._time.schedule_error_ms = lambda: buffer.control.schedule_error_ms
                 self._time.poll()
         if ends:
             self.end(EndReason.MARKER)
@@ -311,6 +327,32 @@ class SessionManager:
             self._time.receive(packets, received_ns)
         if any(isinstance(p, Bye) and ssrc in p.ssrcs for p in packets):
             self.end(EndReason.BYE)
+
+    def _say_sync(self, session: Session, now: float) -> None:
+        """One log line when the session starts to play in step with a group, or gives up
+        waiting for one (on the session timer: never on the audio thread)."""
+        schedule, client = self._schedule, self._time
+        if schedule is None or client is None:
+            return
+        state = schedule.state
+        if state is ScheduleState.READY and self._sync_said is not ScheduleState.READY:
+            log.info("session %d: in step with the group: %s", session.number,
+                     client.figures().describe())
+        elif (
+            state is ScheduleState.PENDING
+            and self._sync_said is ScheduleState.OFF
+            and now - session.started_at >= MAX_HOLD_S
+        ):
+            why = (
+                "the sender never agreed a group delay"
+                if client.group_delay_ns == 0
+                else "the sender's clock could not be measured"
+            )
+            log.warning("session %d: playing out of step with the group: %s",
+                        session.number, why)
+        else:
+            return
+        self._sync_said = state
 
     def _ignore(self, session: Session, source: Address, data: bytes, now: float) -> None:
         session.ignored += 1

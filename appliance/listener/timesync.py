@@ -4,9 +4,11 @@ Once the session's source has sent a sender report (RTCP SR: it keeps a timeline
 ``appliance send`` sends one as soon as it hears the listener's first reply), it asks the
 source for the time (``TIMQ``, :mod:`appliance.wire.timesync`) by the path replies take
 (:mod:`appliance.listener.feedback`: the listener's socket, SRTCP with a key): every
-:data:`FAST_INTERVAL_NS` for the first :data:`FAST_PERIOD_NS`, so an estimate is ready
-within about a second, then every :data:`SLOW_INTERVAL_NS`. Answers (``TIMR``) feed a
-:class:`~appliance.sync.offset.ClockEstimator`; the sender's reports give the
+:data:`FIRST_INTERVAL_NS` until the estimate is :attr:`~TimeClient.settled` and a group's
+delay agreed (a tenth of a second on a LAN: a group's stream waits for both), every
+:data:`FAST_INTERVAL_NS` until :data:`FAST_PERIOD_NS`, then every :data:`SLOW_INTERVAL_NS`.
+Answers (``TIMR``) feed a :class:`~appliance.sync.offset.ClockEstimator`; the sender's
+reports give the
 :class:`~appliance.sync.schedule.RtpClockMapping` of the stream, ``APGD`` the group delay.
 
 No thread of its own: :meth:`TimeClient.poll` is called after each datagram of the session
@@ -47,11 +49,18 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 SendDatagram = Callable[[bytes, Address], bool]
 
+FIRST_INTERVAL_NS = 20 * MS_NS
+"""Until the estimate is ready (a few answers): a stream in a group waits for it to start."""
 FAST_INTERVAL_NS = 250 * MS_NS
 FAST_PERIOD_NS = 2 * SECOND_NS
 SLOW_INTERVAL_NS = SECOND_NS
 MAX_UNANSWERED = 5
 """Requests to a source that has never answered before giving up on it."""
+SETTLED_ERROR_NS = 2 * MS_NS
+SETTLED_SAMPLES = 16
+"""The estimate is good enough to play to (:attr:`TimeClient.settled`) once its error bound is
+this small, or, on a path whose round trip is never that quick (Wi-Fi), once this many
+exchanges were made: the quickest of them sets the offset."""
 MAX_OUTSTANDING = 8
 """Requests remembered while unanswered (older ones are forgotten: their answers are late)."""
 
@@ -65,7 +74,10 @@ class SyncFigures:
     error_ms: float | None
     drift_ppm: float | None
     group_delay_ms: float | None
-    """Announced by the sender; None if it announced none."""
+    """Announced by the sender; None if it announced none (0: not agreed yet)."""
+    schedule_error_ms: float | None = None
+    """How late (>0) or early the listener plays against the shared schedule, smoothed; None
+    while it does not play to the schedule."""
 
     def describe(self) -> str:
         """``"offset to sender +37000.123 ms (+-0.041 ms, drift +300 ppm), group delay 80
@@ -78,11 +90,17 @@ class SyncFigures:
             )
         if self.group_delay_ms is not None:
             parts.append(f"group delay {self.group_delay_ms:g} ms")
+        if self.schedule_error_ms is not None:
+            parts.append(f"{self.schedule_error_ms:+.2f} ms off the schedule")
         return ", ".join(parts)
 
 
 class TimeClient:
     """One RTP session's time exchange with its source (see the module docstring)."""
+
+    schedule_error_ms: Callable[[], float | None] | None = None
+    """How far off the schedule the session plays (the playout's measure), for
+    :meth:`figures`; set by whoever plays the stream."""
 
     def __init__(
         self,
@@ -93,8 +111,12 @@ class TimeClient:
         rate: int,
         clock: Clock | None = None,
         estimator: ClockEstimator | None = None,
+        min_delay: Callable[[], int | None] | None = None,
     ) -> None:
+        """``min_delay()``: the smallest group delay the listener can meet, in ns (None: not
+        known yet), told to the sender with each request."""
         self._send = send
+        self._min_delay = min_delay
         self.source = source
         self.ssrc = ssrc
         """The listener's SSRC (its reports' sender)."""
@@ -132,16 +154,25 @@ class TimeClient:
             self.gave_up = True
             log.debug("%s:%d never answered a time request: not asking again", *self.source)
             return
-        fast = now - self._started_ns < FAST_PERIOD_NS
-        self._next_ns = now + (FAST_INTERVAL_NS if fast else SLOW_INTERVAL_NS)
+        if not self.settled or self.group_delay_ns == 0:
+            # A group's stream waits for both: our clock's offset, and the delay the sender
+            # agrees from what each listener says it can meet (said with every request).
+            interval = FIRST_INTERVAL_NS
+        elif now - self._started_ns < FAST_PERIOD_NS:
+            interval = FAST_INTERVAL_NS
+        else:
+            interval = SLOW_INTERVAL_NS
+        self._next_ns = now + interval
         self._request()
 
     def _request(self) -> None:
         self._sequence = (self._sequence + 1) % (1 << 32)
         if len(self._outstanding) >= MAX_OUTSTANDING:
             del self._outstanding[next(iter(self._outstanding))]
+        need_ns = None if self._min_delay is None else self._min_delay()
+        need_us = 0 if need_ns is None else min(-(-need_ns // 1000), (1 << 32) - 1)
         t1 = self.clock.now_ns()  # last, just before it leaves
-        request = TimeRequest(self.ssrc, self._sequence, t1 % (1 << 64))
+        request = TimeRequest(self.ssrc, self._sequence, t1 % (1 << 64), max(0, need_us))
         self._outstanding[self._sequence] = request.t1_ns
         self.sent += 1
         self._send(compound(self.ssrc, request), self.source)
@@ -182,6 +213,14 @@ class TimeClient:
     # -- what it knows ------------------------------------------------------------------------
 
     @property
+    def settled(self) -> bool:
+        """The clock estimate is good enough to play to (see :data:`SETTLED_SAMPLES`)."""
+        estimator = self.estimator
+        return estimator.ready and (
+            estimator.error_ns <= SETTLED_ERROR_NS or estimator.samples >= SETTLED_SAMPLES
+        )
+
+    @property
     def timeline(self) -> Timeline | None:
         """The stream's schedule once a sender report came (the delay 0 if none announced)."""
         if self.mapping is None:
@@ -196,4 +235,5 @@ class TimeClient:
             error_ms=estimator.error_ns / MS_NS if measured else None,
             drift_ppm=estimator.drift_ppm if measured else None,
             group_delay_ms=None if self.group_delay_ns is None else self.group_delay_ns / MS_NS,
+            schedule_error_ms=None if self.schedule_error_ms is None else self.schedule_error_ms(),
         )

@@ -5,8 +5,9 @@ the audio path:
 
 * the **mDNS record** (:class:`~appliance.discovery.Advertiser`) appears while listening and
   carries in its TXT record the state, the latency target (``lat``: the starting one, then
-  each ended session's) and the last session's network figures (``net``), which
-  ``appliance status`` shows;
+  each ended session's), the last session's network figures (``net``) and, playing in step
+  with a group of speakers, the offset to the sender, the distance from the schedule and the
+  group delay (``syn``), which ``appliance status`` shows;
 * the **buttons and LEDs** (:mod:`appliance.pi.controls`) start and stop listening and show the
   state;
 * the **log** says what happened, and **systemd** hears READY=1, STATUS= and the watchdog.
@@ -23,12 +24,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from appliance.config import ApplianceConfig, should_autostart
 from appliance.discovery import Advertiser
 from appliance.discovery.records import AUTH_SRTP, NetworkFigures
+from appliance.discovery.syncrecord import SyncRecord
 from appliance.errors import AudioDeviceError
 from appliance.listener.listener import Listener, ListenerConfig
 from appliance.listener.session import Session
@@ -47,6 +50,9 @@ again after 1, 2, 4, 8, 10, 10... seconds."""
 HEALTHY_SILENCE_S = 5.0
 """The watchdog is fed only while the audio callback has run within this many seconds."""
 POLL_S = 0.2
+SYNC_REFRESH_S = 10.0
+SYNC_MOVED_MS = 0.5
+"""TXT ``syn`` is refreshed at most this often, and only when a figure moved this much."""
 
 QUIET_STATES = frozenset({ListenerState.BUFFERING, ListenerState.DRAINING})
 """Transitions into these are logged at debug level: every stream passes through them."""
@@ -82,6 +88,11 @@ class ListenerApp:
         if retry_audio is None:
             retry_audio = systemd.under_systemd(environ)
         self._retry_audio = retry_audio
+        self._sync_published: tuple[SyncRecord | None, float] = (None, 0.0)
+        """The last TXT ``syn`` asked for, and when."""
+        self._sync_lock = threading.Lock()
+        """Session ends (the listener's thread) and refreshes (the main loop) both publish:
+        a refresh must not put a live figure back over the ended session's."""
         try:
             if mdns:
                 self.advertiser = Advertiser(
@@ -114,6 +125,30 @@ class ListenerApp:
         advertiser = self.advertiser
         if advertiser is not None:
             advertiser.set_playout(round(session.target_ms), NetworkFigures.from_session(session))
+            record = SyncRecord.from_figures(session.sync)
+            with self._sync_lock:
+                advertiser.set_sync(record)
+                self._sync_published = (record, time.monotonic())
+
+    def _refresh_sync(self) -> None:
+        """While a session plays in step with a group, its figures to the mDNS record: as
+        soon as there are some, then at most every :data:`SYNC_REFRESH_S` and only when one
+        moved (:data:`SYNC_MOVED_MS`): mDNS is multicast, everyone on the LAN hears it."""
+        advertiser, client = self.advertiser, self.listener.timesync
+        if advertiser is None or client is None:
+            return
+        with self._sync_lock:
+            if self.listener.timesync is not client:
+                return  # the session ended meanwhile: its own figures are published
+            record = SyncRecord.from_figures(client.figures())
+            if record is None:
+                return
+            now = time.monotonic()
+            last, at = self._sync_published
+            if last is not None and (now - at < SYNC_REFRESH_S or not _moved(last, record)):
+                return
+            advertiser.set_sync(record)
+            self._sync_published = (record, now)
 
     @property
     def autostart(self) -> bool:
@@ -153,6 +188,7 @@ class ListenerApp:
     def _wait(self, stop: threading.Event) -> None:
         once = self.listener.config.once
         while not stop.is_set():
+            self._refresh_sync()
             if once and self.listener.wait_session_played(timeout=POLL_S):
                 return
             if not once:
@@ -175,6 +211,18 @@ class ListenerApp:
             self.controls.close()
             self.controls = None
         self.listener.close()
+
+
+def _moved(before: SyncRecord, after: SyncRecord) -> bool:
+    """A figure moved enough to be worth a multicast update."""
+    schedule_moved = (before.schedule_ms is None) != (after.schedule_ms is None) or abs(
+        (before.schedule_ms or 0.0) - (after.schedule_ms or 0.0)
+    ) > SYNC_MOVED_MS
+    return (
+        schedule_moved
+        or abs(before.offset_ms - after.offset_ms) > SYNC_MOVED_MS
+        or before.delay_ms != after.delay_ms
+    )
 
 
 def log_transition(transition: Transition) -> None:

@@ -19,9 +19,17 @@ since 1900. Only the listeners' time exchange gives it meaning, which is all the
 RFC 3550 receiver that reads it as wall time only misreads the report's age (LSR/DLSR still
 work, they echo the field).
 
-The group delay is a number given to :class:`TimeServer` (``appliance send --delay-ms``);
-finding the smallest one every listener can meet is the seam for what comes next: set
-:attr:`TimeServer.group_delay_us` from the listeners' replies.
+The group delay is either given (``appliance send --delay-ms``) or **agreed** when the stream
+goes to several targets: every listener says in its time requests the smallest delay it can
+meet (its latency target, its output's latency, ...); the group's is the largest of them plus
+:data:`AGREE_MARGIN_US`, rounded up to a millisecond, once every target has said, or every
+target that joined the timeline by :data:`JOIN_WAIT_NS` (the others are not appliance
+listeners), or at the latest :data:`AGREE_TIMEOUT_NS` after the first packet
+(:data:`DEFAULT_GROUP_DELAY_MS` if none said); and at least the time that took plus
+:data:`AGREE_REACTION_US`, so that the listeners, holding the stream's start meanwhile, lose
+none of it. Until then the reports announce 0 and
+the listeners wait. Once agreed it never changes for the stream: moving it would shift every
+listener already playing. One target and no ``--delay-ms``: no group, nothing announced.
 """
 
 from __future__ import annotations
@@ -46,6 +54,27 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL_NS = 1_000_000_000
 """Sender reports once a second (and at once to a listener that starts asking)."""
+AGREE_TIMEOUT_NS = 1_000_000_000
+"""How long after the first packet the group waits for every target to say what it can meet
+(a target that is no appliance listener, or a silent one, never says)."""
+AGREE_MARGIN_US = 5_000
+"""Added to the largest need: what a listener says is measured (its output's latency over its
+first callbacks), and measures move a little (by a few ms, seen here)."""
+AGREE_REACTION_US = 200_000
+"""The group delay is at least the time agreeing took plus this: a listener hears the delay (a
+ms on a LAN), its clock estimate settles (a few exchanges 20 ms apart, if not yet), its next
+callback comes (a period or two: PortAudio's come in pairs here) and plays what is due an
+output latency later (up to 80 ms through PulseAudio here). 120 ms lost 10-20 ms of a
+stream's start in the rig; less, and the first samples are due before any listener can play
+them (they waited for the delay with the start in hand), and are lost."""
+JOIN_WAIT_NS = 150_000_000
+"""An appliance listener replies at once to a stream's first packet (it joins the timeline):
+this long after the first packet, the group is every target that joined, and the delay is
+agreed as soon as each of those has said its need. The others (ffmpeg, GStreamer, the seed's
+client) never will; waiting :data:`AGREE_TIMEOUT_NS` for them would make the listeners lose
+that much of the stream's start."""
+DEFAULT_GROUP_DELAY_MS = 250
+"""The group's delay when no listener said what it can meet in time (none is ours)."""
 _U32 = 1 << 32
 
 
@@ -58,12 +87,26 @@ class TimeServer:
         ssrc: int,
         *,
         group_delay_us: int | None = None,
+        agree_among: int = 0,
         cname: str | None = None,
     ) -> None:
+        """``agree_among``: the number of targets, when the delay is to be agreed among them
+        (no ``group_delay_us``, two or more targets)."""
         self.clock = clock
         self.ssrc = ssrc
-        self.group_delay_us = group_delay_us
-        """The playout delay announced to the group (None: none announced)."""
+        self.agreeing = group_delay_us is None and agree_among >= 2
+        self._targets = agree_among
+        self.group_delay_us = 0 if self.agreeing else group_delay_us
+        """The playout delay announced to the group (None: none announced; 0: not agreed
+        yet)."""
+        self.needs_us: dict[int, int] = {}
+        """What each target (by index) said it can meet, latest first."""
+        self.agreed_needs_us: dict[int, int] = {}
+        """Those the agreement was made from."""
+        self.agreed_after_us = 0
+        """How long after the first packet it was agreed."""
+        self._first_sent_ns: int | None = None
+        self._warned: set[int] = set()
         self.cname = cname or f"appliance-send@{socket.gethostname()}"[:255]
         self.answered = 0
         """Time requests answered."""
@@ -95,6 +138,48 @@ class TimeServer:
         )
         return compound(self.ssrc, response)
 
+    def note(self, target: int, request: TimeRequest) -> int | None:
+        """What target ``target`` says it can meet; the group delay it needs, once, if that
+        is more than the group's agreed one (it may drop out: the caller says so)."""
+        need = request.min_delay_us
+        if not self.agreeing or not need:
+            return None
+        self.needs_us[target] = need
+        delay = self.group_delay_us
+        if delay and need > delay and target not in self._warned:
+            self._warned.add(target)
+            return need
+        return None
+
+    def agree(self, now_ns: int) -> bool:
+        """Agree the group delay if it is time (see the module docstring); True when it was
+        just agreed (every joined target should hear it at once)."""
+        if not self.agreeing or self.group_delay_us:
+            return False
+        since = None if self._first_sent_ns is None else now_ns - self._first_sent_ns
+        everyone = len(self.needs_us) >= self._targets
+        joined_said = (
+            since is not None
+            and since >= JOIN_WAIT_NS
+            and bool(self._joined)
+            and self._joined <= self.needs_us.keys()
+        )
+        waited = since is not None and since >= AGREE_TIMEOUT_NS
+        if not (everyone or joined_said or waited):
+            return False
+        self.agreed_needs_us = dict(self.needs_us)
+        self.agreed_after_us = 0 if since is None else since // 1000
+        if self.needs_us:
+            delay = max(self.needs_us.values()) + AGREE_MARGIN_US
+        else:
+            delay = DEFAULT_GROUP_DELAY_MS * 1000
+        # The listeners waited for it with the stream's start in hand: the first sample must
+        # still be due after they hear the delay and their outputs can play it.
+        if since is not None:
+            delay = max(delay, self.agreed_after_us + AGREE_REACTION_US)
+        self.group_delay_us = -(-delay // 1000) * 1000  # up to a whole ms
+        return True
+
     def join(self, target: int) -> bool:
         """Target ``target`` is an appliance listener: it follows the timeline from now on.
         True the first time (it should get a sender report at once)."""
@@ -114,6 +199,8 @@ class TimeServer:
         """A packet whose first sample has RTP timestamp ``rtp_timestamp`` left, due at
         ``due_ns`` by the pacing (the sender's clock)."""
         self._latest = (due_ns, rtp_timestamp)
+        if self._first_sent_ns is None:
+            self._first_sent_ns = due_ns
 
     def reports_due(self, now_ns: int) -> bool:
         """Time for the periodic sender reports (to every joined target)."""

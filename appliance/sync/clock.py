@@ -72,3 +72,19 @@ class SkewedClock:
 
     def now_ns(self) -> int:
         return self.at(self.base.now_ns())
+
+    def base_of(self, skewed_ns: int) -> int:
+        """What ``base`` reads when this clock reads ``skewed_ns`` (the inverse of :meth:`at`)."""
+        elapsed = (skewed_ns - self.offset_ns - self.anchor_ns) / (1 + self.ppm / PPM)
+        return self.anchor_ns + round(elapsed)
+
+
+def monotonic_s(clock: Clock, clock_ns: int) -> float:
+    """``clock_ns`` on ``clock`` as ``time.monotonic()`` seconds (what audio outputs tell
+    their DAC times on). Exact for the monotonic clock and for a skewed one over it; for any
+    other, by their distance now."""
+    if isinstance(clock, MonotonicClock):
+        return clock_ns / SECOND_NS
+    if isinstance(clock, SkewedClock) and isinstance(clock.base, MonotonicClock):
+        return clock.base_of(clock_ns) / SECOND_NS
+    return (clock_ns - clock.now_ns() + time.monotonic_ns()) / SECOND_NS

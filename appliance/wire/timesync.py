@@ -3,14 +3,16 @@
 Three APP packets of ours, all integers big-endian, each after APP's header (V=2, subtype 0,
 PT=204, length) and the SSRC of who sends it::
 
-    TIMQ  listener -> sender   seq u32, t1 u64                     (12 bytes of data)
+    TIMQ  listener -> sender   seq u32, t1 u64, min delay us u32   (16 bytes of data)
     TIMR  sender -> listener   seq u32, t1 u64 (echoed), t2 u64, t3 u64   (28 bytes)
     APGD  sender -> listener   group playout delay, microseconds, u32      (4 bytes)
 
 ``t1`` is the listener's clock when it sent the request, ``t2`` and ``t3`` the sender's when
 it received it and when it answered, all in nanoseconds of each side's monotonic clock
-(:mod:`appliance.sync.offset` turns them into offset and drift). APGD rides with each sender
-report.
+(:mod:`appliance.sync.offset` turns them into offset and drift). The request also carries the
+smallest group delay the listener can meet (0 until it knows: its output has not said its
+latency yet), from which the sender agrees the group's. APGD rides with each sender report;
+0 means the group is forming (listeners hold their start until the delay comes).
 
 Being RTCP, they share the RTP port and socket with the listener's replies
 (:mod:`appliance.wire.reply`) and, with a key, are protected as SRTCP like every other RTCP
@@ -118,19 +120,22 @@ class _AppMessage:
 
 @dataclass(frozen=True, slots=True)
 class TimeRequest(_AppMessage):
-    """A listener asks the sender for its time (``t1``: when it asked, on its own clock)."""
+    """A listener asks the sender for its time (``t1``: when it asked, on its own clock), and
+    says the smallest group delay it can meet (``min_delay_us``; 0: it does not know yet)."""
 
     ssrc: int
     sequence: int
     t1_ns: int
+    min_delay_us: int = 0
 
     NAME: ClassVar[bytes] = b"TIMQ"
-    _DATA: ClassVar[struct.Struct] = struct.Struct("!IQ")
+    _DATA: ClassVar[struct.Struct] = struct.Struct("!IQI")
 
     def __post_init__(self) -> None:
         _check(self.ssrc, _U32, "ssrc")
         _check(self.sequence, _U32, "sequence")
         _check(self.t1_ns, _U64, "t1")
+        _check(self.min_delay_us, _U32, "min_delay")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +162,8 @@ class TimeResponse(_AppMessage):
 @dataclass(frozen=True, slots=True)
 class GroupDelay(_AppMessage):
     """The playout delay common to the group: every listener plays a sample this long after
-    the sender's schedule sent it (the sender reports say when that was)."""
+    the sender's schedule sent it (the sender reports say when that was). 0: the group is
+    forming and the delay is not agreed yet; wait for it."""
 
     ssrc: int
     delay_us: int

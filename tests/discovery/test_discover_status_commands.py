@@ -186,6 +186,7 @@ def test_discover_json_lists_the_listener(
         "version": __version__,
         "latency_ms": None,
         "network": None,
+        "sync": None,
     }
     assert listed[name] == {"name": name, "port": 6400, **common, "rtp": None}
     assert listed[rtp_name] == {

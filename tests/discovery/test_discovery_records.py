@@ -102,6 +102,7 @@ def test_record_from_service_info() -> None:
         "rtp": None,
         "latency_ms": None,
         "network": None,
+        "sync": None,
     }
 
 

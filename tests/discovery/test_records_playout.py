@@ -30,6 +30,7 @@ from appliance.discovery.records import (
     txt_record_bytes,
     txt_strings,
 )
+from appliance.discovery.syncrecord import LARGEST_REALISTIC_SYNC
 from appliance.listener.session import Session
 from appliance.listener.state import ListenerState, StateMachine
 from appliance.wire import Wire
@@ -296,18 +297,21 @@ def test_unreadable_lat_and_net_become_none_and_unknown_keys_are_still_kept(lat:
     assert (no_values.latency_ms, no_values.network, no_values.extra) == (None, None, {})
 
 
-def test_the_record_stays_within_budget_with_lat_and_net_at_their_largest() -> None:
+def test_the_record_stays_within_budget_with_lat_net_and_syn_at_their_largest() -> None:
     payloads = PayloadMap(
         {**l16_table(112), **dict(map(parse_mapping, EIGHT_ENTRIES))}, RTP_DEFAULT_FORMAT
     )
     props = ListenerProperties.for_payload_map(payloads, state="underrun")
     assert txt_record_bytes(props.to_properties()) == 245
     largest = replace(
-        props, latency_ms=LARGEST_REALISTIC_LATENCY_MS, network=LARGEST_REALISTIC_NETWORK
+        props,
+        latency_ms=LARGEST_REALISTIC_LATENCY_MS,
+        network=LARGEST_REALISTIC_NETWORK,
+        sync=LARGEST_REALISTIC_SYNC,
     )
     txt = largest.to_properties()
-    assert txt_record_bytes(txt) == 245 + PLAYOUT_TXT_RESERVE_BYTES
-    assert PLAYOUT_TXT_RESERVE_BYTES == 124  # as the records module says
+    assert txt_record_bytes(txt) == 245 + PLAYOUT_TXT_RESERVE_BYTES == 426
+    assert PLAYOUT_TXT_RESERVE_BYTES == 181  # as the records module says
     assert txt_record_bytes(txt) < TXT_RECORD_BUDGET_BYTES
     assert all(len(string) <= MAX_TXT_STRING_BYTES for string in txt_strings(txt))
     assert ListenerProperties.parse(txt) == largest

@@ -125,8 +125,8 @@ class TappedListener:
         self.listener = Listener(self.config, output_factory=self._output)
 
     def _output(self, render: Render) -> AudioOutput:
-        def tapped(n_frames: int) -> bytes:
-            block = render(n_frames)
+        def tapped(n_frames: int, dac_time: float | None = None) -> bytes:
+            block = render(n_frames, dac_time)
             self.blocks.append(block)
             return block
 

@@ -10,7 +10,7 @@ from appliance.audio.format import AudioFormat, Encoding
 from appliance.listener.outputs.portaudio import PyAudioOutput, _candidates
 
 
-def silence_render(n_frames: int) -> bytes:
+def silence_render(n_frames: int, dac_time: float | None = None) -> bytes:
     return bytes(n_frames * 4)
 
 

@@ -4,6 +4,7 @@ PulseAudio null sink of the test rig."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audio_rig import AudioSink, NoAudioDevice, assert_played, test_signal
@@ -320,14 +322,14 @@ def send_rtp_losing(pcm: bytes, port: int, lose: set[int]) -> None:
         sock.sendto(bye(ssrc), ("127.0.0.1", port))
 
 
-def test_the_mdns_record_carries_the_latency_target_and_each_sessions_figures(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    # No sound card needed: the listener plays into a WAV file, paced in real time.
-    name = f"playout-test-{os.getpid()}"
+def start_wav_app(
+    tmp_path: Path, name: str, **listen: Any
+) -> tuple[ListenerApp, threading.Event, threading.Thread]:
+    """A running appliance named ``name`` on 127.0.0.1, registered over mDNS, playing into a
+    WAV file paced in real time (no sound card needed); stop it with the event."""
     config = ApplianceConfig(
         listen=ListenSection(
-            bind="127.0.0.1", port=0, interfaces=LOOPBACK, name=name, buffer_ms=80
+            bind="127.0.0.1", port=0, interfaces=LOOPBACK, name=name, **listen
         ),
         gpio=GpioSection(enabled=False),
         volume=VolumeSection(state_file=tmp_path / "volume"),
@@ -338,11 +340,25 @@ def test_the_mdns_record_carries_the_latency_target_and_each_sessions_figures(
     app = ListenerApp(config, listener_config, retry_audio=False)
     stop = threading.Event()
     runner = threading.Thread(target=app.run, args=(stop,), daemon=True)
+    runner.start()
+    advertiser = app.advertiser
+    assert advertiser is not None
+    if not advertiser.wait_registered(WAIT_S):
+        stop.set()
+        runner.join(WAIT_S)
+        app.close()
+        raise AssertionError(f"not registered: {advertiser.last_error}")
+    return app, stop, runner
+
+
+def test_the_mdns_record_carries_the_latency_target_and_each_sessions_figures(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = f"playout-test-{os.getpid()}"
+    app, stop, runner = start_wav_app(tmp_path, name, buffer_ms=80)
     try:
-        runner.start()
         advertiser = app.advertiser
         assert advertiser is not None
-        assert advertiser.wait_registered(WAIT_S), advertiser.last_error
         # From the first registration on: the starting target, no figures yet.
         published = advertiser.published
         assert published is not None
@@ -369,6 +385,7 @@ def test_the_mdns_record_carries_the_latency_target_and_each_sessions_figures(
         record = resolve_listener(name, list(LOOPBACK), timeout=WAIT_S)
         assert record.properties.latency_ms == round(session.target_ms)
         assert record.properties.network == figures
+        assert record.properties.sync is None  # no group: the sender announced no delay
         wait_until(lambda: told == [session], "the observer after the failing one")
         assert "a session observer failed" in caplog.text
 
@@ -404,3 +421,64 @@ def test_an_error_raised_to_the_caller_is_not_logged_twice(
         ("DEBUG", "error: port in use"),
         ("ERROR", "error: device gone"),
     ]
+
+
+def test_the_mdns_record_says_how_the_listener_plays_in_step_with_a_group(
+    tmp_path: Path,
+) -> None:
+    """A sender that announces a group delay (``--delay-ms``): while the listener plays in
+    step, TXT ``syn`` carries its offset to the sender, its distance from the schedule and
+    the delay, and ``appliance status`` shows them; the ended session's stay."""
+    from appliance.audio.format import AudioFormat
+    from appliance.discovery.syncrecord import SyncRecord
+    from appliance.sender.packetizer import RtpStream
+    from appliance.sender.sender import Target
+
+    name = f"sync-test-{os.getpid()}"
+    app, stop, runner = start_wav_app(tmp_path, name)
+    try:
+        advertiser = app.advertiser
+        assert advertiser is not None
+        assert advertiser.published is not None and advertiser.published.sync is None
+        result = run_appliance("status", name, "--interface", "127.0.0.1", "--timeout", "30")
+        assert result.returncode == 0, result.stderr
+        assert not [line for line in result.stdout.splitlines() if line.startswith("sync")]
+        sender = Sender(
+            targets=[Target(("127.0.0.1", app.listener.port), name, required=True)],
+            listen=True, group_delay_us=300_000,
+        )  # fmt: skip
+        pcm = test_signal(4.0, seed=33)
+        sending = threading.Thread(
+            target=sender.send, args=(RtpStream([pcm], AudioFormat(8000, 1), 112),), daemon=True
+        )
+        sending.start()
+        # While it plays: published as soon as the listener is in step.
+        wait_until(
+            lambda: (p := advertiser.published) is not None and p.sync is not None,
+            "TXT syn while playing",
+        )
+        playing = advertiser.published
+        assert playing is not None and playing.sync is not None
+        assert playing.sync.delay_ms == 300 and abs(playing.sync.offset_ms) < 1
+        sending.join(WAIT_S)
+        sender.close()
+        assert app.listener.wait_session_played(timeout=WAIT_S)
+        [session] = app.listener.sessions
+        final = SyncRecord.from_figures(session.sync)
+        assert final is not None and final.schedule_ms is not None
+        assert abs(final.schedule_ms) < 1.5
+        assert advertiser.wait_sync(final, WAIT_S)
+        result = run_appliance("status", name, "--interface", "127.0.0.1", "--timeout", "30")
+        assert result.returncode == 0, result.stderr
+        shown = result.stdout.splitlines()
+        at = next(i for i, line in enumerate(shown) if line.startswith("sync:"))
+        # One line, or two when it runs past 80 columns.
+        assert " ".join(" ".join(shown[at : at + 2]).split()) == f"sync: {final.describe()}"
+        result = run_appliance(
+            "status", name, "--interface", "127.0.0.1", "--timeout", "30", "--json"
+        )
+        assert json.loads(result.stdout)["sync"] == final.to_json()
+    finally:
+        stop.set()
+        runner.join(WAIT_S)
+        app.close()

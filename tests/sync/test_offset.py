@@ -211,3 +211,27 @@ def test_drift_is_fitted_even_when_the_quick_exchanges_bunch_together() -> None:
     assert estimator.drift_ppm == pytest.approx(300, abs=1)
     t = 7 * SECOND_NS
     assert abs(estimator.to_remote(t) - peer.at(t)) <= 1_000
+
+
+@pytest.mark.parametrize("ppm", [-300.0, 0.0, 300.0])
+def test_heavy_one_way_jitter_leaves_offset_and_drift_to_the_quickest_exchanges(
+    ppm: float,
+) -> None:
+    """Answers delayed by 0 to 60 ms (a relay adding 30 +- 30 ms on the way back only): most
+    exchanges could be 30 ms wrong, yet the few quick ones set the line: within 3 ms (the
+    quickest exchange's own error, and the drift's error over the 48 s since it was made),
+    where the plain fit read 6000 ppm and was 18 ms off."""
+    clock = ManualClock(1_000 * SECOND_NS)
+    peer = SkewedClock(clock, offset_ns=37 * SECOND_NS, ppm=ppm)
+    rng = random.Random(12)
+    estimator = ClockEstimator()
+    t1 = clock.now_ns()
+    for k in range(WINDOW):
+        t1 += (20 if k < 16 else 1000) * MS_NS  # as the time client asks
+        back = 100 * US_NS + rng.randrange(60 * MS_NS)
+        sim = exchange(peer, t1, 100 * US_NS, back)
+        estimator.add(sim.t1, sim.t2, sim.t3, sim.t4)
+    assert estimator.ready
+    truth = peer.at(t1) - t1
+    assert abs(estimator.offset_at(t1) - truth) < 3 * MS_NS
+    assert abs(estimator.drift_ppm - ppm) < 100

@@ -39,7 +39,8 @@ def sender_report(peer: Peer) -> SenderReport:
     return SenderReport(SENDER_SSRC, ns_to_ntp(peer.sender_clock.now_ns()), 160, 1, 320)
 
 
-def test_it_asks_only_once_the_source_keeps_a_timeline_then_4_hz_for_2_s_then_1_hz() -> None:
+def test_it_asks_only_once_the_source_keeps_a_timeline_quickly_until_settled_then_4_hz_then_1_hz(
+) -> None:
     clock = ManualClock(SECOND_NS)
     peer = Peer(clock)
     client = TimeClient(peer.send, SOURCE, 0x1111, rate=8000, clock=clock)
@@ -59,7 +60,10 @@ def test_it_asks_only_once_the_source_keeps_a_timeline_then_4_hz_for_2_s_then_1_
             [answer] = peer.answer(request, 400_000)
             client.receive([answer.app()], request.t1_ns + 810_000)
     times = [(at - started) // MS_NS for at, _ in peer.requests]
-    assert times == [0, 250, 500, 750, 1000, 1250, 1500, 1750, 2000, 3000, 4000, 5000]
+    # Every 20 ms until 4 answers settle the estimate (a group waits for it), every 250 ms
+    # until 2 s, then every second.
+    settled = [0, 20, 40, 60, 80]
+    assert times == [*settled, *range(330, 2000, 250), 2080, 3080, 4080]
     assert client.answered == client.sent == len(times)
     assert client.estimator.ready and client.stray == 0
     now = clock.now_ns()
@@ -108,3 +112,23 @@ def test_a_source_that_never_answers_is_asked_five_times_and_old_requests_are_fo
     recent = peer.requests[-MAX_OUTSTANDING][1]
     answering.receive([peer.answer(recent, 100_000)[0].app()])
     assert answering.answered == 2
+
+
+def test_each_request_says_the_smallest_delay_the_listener_can_meet_in_us_rounded_up() -> None:
+    clock = ManualClock(0)
+    peer = Peer(clock)
+    needs: list[int | None] = [None, 105_000_001, 0, 2**32 * 1000]
+    client = TimeClient(
+        peer.send, SOURCE, 0x1111, rate=8000, clock=clock, min_delay=lambda: needs.pop(0)
+    )
+    client.receive([sender_report(peer)])  # the first request: its output has not said yet
+    while needs:
+        clock.advance(20 * MS_NS)
+        client.poll()
+    # Unknown: 0; 105 ms and 1 ns: 105001 us (never less than it needs); beyond u32: capped.
+    said = [request.min_delay_us for _, request in peer.requests]
+    assert said == [0, 105_001, 0, 2**32 - 1]
+    # Without a callable (part 1's listener, a test rig): always 0, "not known".
+    plain = TimeClient(peer.send, SOURCE, 0x2222, rate=8000, clock=clock)
+    plain.receive([sender_report(peer)])
+    assert peer.requests[-1][1].min_delay_us == 0

@@ -19,11 +19,12 @@ from appliance.wire.timesync import (
 # Written out by hand from RFC 3550 section 6.7 (V=2, P=0, subtype 0, PT=204, length in words
 # minus one, SSRC, name, data): what the listener and the sender put on the wire.
 TIMQ_BYTES = bytes.fromhex(
-    "80cc0005"  # APP, 6 words (the length field counts them minus one)
+    "80cc0006"  # APP, 7 words (the length field counts them minus one)
     "0a0b0c0d"  # the listener's SSRC
     "54494d51"  # "TIMQ"
     "00000007"  # seq 7
     "000000e8d4a51000"  # t1: 1000 s in ns
+    "0001a5e0"  # the smallest group delay it can meet: 108 ms in us
 )
 TIMR_BYTES = bytes.fromhex(
     "80cc0009"
@@ -39,7 +40,7 @@ EMPTY_RR = bytes.fromhex("80c90001" "0a0b0c0d")
 
 
 def test_captured_bytes_parse_and_pack_back() -> None:
-    request = TimeRequest(0x0A0B0C0D, 7, 1_000_000_000_000)
+    request = TimeRequest(0x0A0B0C0D, 7, 1_000_000_000_000, 108_000)
     response = TimeResponse(0xCAFEF00D, 7, 1_000_000_000_000, 10**13, 10**13 + 5000)
     delay = GroupDelay(0xCAFEF00D, 80_000)
     for message, data in ((request, TIMQ_BYTES), (response, TIMR_BYTES), (delay, APGD_BYTES)):
@@ -49,7 +50,7 @@ def test_captured_bytes_parse_and_pack_back() -> None:
 
 
 def test_a_request_goes_after_an_empty_receiver_report() -> None:
-    request = TimeRequest(0x0A0B0C0D, 7, 1_000_000_000_000)
+    request = TimeRequest(0x0A0B0C0D, 7, 1_000_000_000_000, 108_000)
     datagram = compound(0x0A0B0C0D, request)
     assert datagram == EMPTY_RR + TIMQ_BYTES
     packets = parse_compound(datagram)
@@ -68,9 +69,12 @@ def test_other_applications_app_packets_are_skipped() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (TIMQ_BYTES[:-4], "RTCP packet of 24 bytes at byte 0 is longer than the 20-byte"),
+        (TIMQ_BYTES[:-4], "RTCP packet of 28 bytes at byte 0 is longer than the 24-byte"),
         (bytes.fromhex("80cc0003" "0a0b0c0d" "54494d51" "00000007"),
-         "APP TIMQ: 4 bytes of data, expected 12"),
+         "APP TIMQ: 4 bytes of data, expected 16"),
+        # Part 1's request, without the delay it can meet: refused, not misread.
+        (bytes.fromhex("80cc0005" "0a0b0c0d" "54494d51" "00000007" "000000e8d4a51000"),
+         "APP TIMQ: 12 bytes of data, expected 16"),
         (bytes([0x81]) + TIMQ_BYTES[1:], "APP TIMQ: subtype 1, expected 0"),
         (EMPTY_RR + TIMQ_BYTES, "expected one APP TIMQ packet, got 2 RTCP"),
         (APGD_BYTES, "APP packet is not named TIMQ"),
@@ -100,6 +104,8 @@ def test_values_out_of_range_are_refused_when_made() -> None:
         TimeResponse(1, 1, 0, 0, -1)
     with pytest.raises(ValueError, match="delay_us 4294967296 is not a 32-bit value"):
         GroupDelay(1, 2**32)
+    with pytest.raises(ValueError, match="min_delay 4294967296 is not a 32-bit value"):
+        TimeRequest(1, 1, 0, 2**32)
 
 
 def test_round_trips_at_the_limits() -> None:

@@ -9,13 +9,18 @@ new module here implementing :class:`AudioOutput`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from appliance.audio.format import AudioFormat
 
-Render = Callable[[int], bytes]
-"""Given a count of sample frames, return exactly that many, in the output's format."""
+
+class Render(Protocol):
+    """Given a count of sample frames, return exactly that many, in the output's format.
+
+    ``dac_time``: when the first of them will leave the output (``time.monotonic()``
+    seconds), as far as the output knows; what playing in step with other listeners needs."""
+
+    def __call__(self, n_frames: int, dac_time: float | None = None, /) -> bytes: ...
 
 
 class AudioOutput(Protocol):

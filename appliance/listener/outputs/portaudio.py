@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import time
 from collections.abc import Iterator, Mapping
 
 import pyaudio
@@ -32,6 +33,8 @@ from appliance.wire.raw import RAW_FORMAT
 
 log = logging.getLogger(__name__)
 
+MAX_OUTPUT_LATENCY_S = 2.0
+"""A DAC time further ahead than this is not believed (no output buffers seconds)."""
 FALLBACK_RATES = (48000, 44100)
 """What outputs that refuse a rate nearly always take."""
 
@@ -120,7 +123,21 @@ class PyAudioOutput:
     ) -> tuple[bytes, int]:
         if status & pyaudio.paOutputUnderflow:
             self.output_underflows += 1
-        return self._render(frame_count), pyaudio.paContinue
+        return self._render(frame_count, self._dac_time(time_info)), pyaudio.paContinue
+
+    def _dac_time(self, time_info: Mapping[str, float]) -> float | None:
+        """When this callback's first frame leaves the DAC, on ``time.monotonic()``.
+
+        PortAudio gives it on its own clock, with that clock's reading at the callback
+        (``current_time``): wall-clock time in Debian's build, which NTP may step. Only the
+        distance between the two is used, added to ``time.monotonic()`` now. None when the
+        host gives no DAC time (0), or an absurd one."""
+        dac = time_info.get("output_buffer_dac_time", 0.0)
+        now = time_info.get("current_time", 0.0)
+        ahead = dac - now
+        if dac <= 0 or now <= 0 or not 0 <= ahead < MAX_OUTPUT_LATENCY_S:
+            return None
+        return time.monotonic() + ahead
 
     def is_active(self) -> bool:
         return self._stream is not None and bool(self._stream.is_active())

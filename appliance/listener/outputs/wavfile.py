@@ -70,7 +70,8 @@ class WavFileOutput:
         started = time.monotonic()
         index = 0
         while not self._stop.is_set():
-            self._wav.writeframes(self._render(n_frames))
+            # Written in real time: each block is "heard" when its turn comes.
+            self._wav.writeframes(self._render(n_frames, started + index * period))
             index += 1
             self._stop.wait(max(0.0, started + index * period - time.monotonic()))
 

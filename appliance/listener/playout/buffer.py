@@ -35,6 +35,16 @@ is re-planned into the real audio once that arrives.
 The target depth is a :class:`~appliance.listener.playout.latency.LatencyTarget`, fed with the
 slack of every packet pushed while playing and moved by its reader
 (:class:`~appliance.listener.playout.drift.DriftControl`) through :meth:`update_target`.
+
+**Playing to a shared schedule** (several listeners in step, issue 12): a stream may come with
+a :class:`~appliance.listener.playout.schedule.Schedule` (:meth:`set_schedule`) saying when
+each position must be heard, and its reader then says when the audio it reads will be heard
+(``read(n, heard_at)``: the output's DAC time). The stream starts, and rejoins after an
+underrun, at exactly its due sample: silence up to it within the read, or the audio already
+late dropped. While playing, the distance from the schedule is measured at every read
+(:attr:`PlayoutBuffer.schedule_error_s`, which the drift control holds at zero) and one
+beyond :data:`REALIGN_MS` is put right at once. The latency target then only sizes the
+concealment; depth is whatever the group delay leaves.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ from appliance.audio.format import AudioFormat
 from appliance.listener.depacketizer import Frame
 from appliance.listener.playout.concealment import Concealer
 from appliance.listener.playout.latency import LatencyTarget
+from appliance.listener.playout.schedule import MAX_HOLD_S, Schedule, ScheduleState
 from appliance.wire.raw import RAW_FORMAT
 
 EXPAND_MS = 250.0
@@ -75,6 +86,12 @@ EXPAND_RECENT_S = 0.3
 """Running dry is concealed only if a packet came this recently (or within twice the target):
 a burst of losses leaves the stream silent for a while; a sender that finished long ago (the
 seed's, at twice real time) has ended."""
+
+
+REALIGN_MS = 10.0
+"""Playing further than this off the schedule is corrected at once (audio skipped, or silence
+inserted), not by the drift control's slow means: the clock estimate moved a lot, or the
+group delay was agreed after this listener had started."""
 
 
 class Phase(StrEnum):
@@ -108,6 +125,8 @@ class BufferStats:
     concealments: int = 0
     """Gaps concealed (a burst of lost packets is one)."""
     underruns: int = 0
+    realigned: int = 0
+    """Times the play cursor was moved to meet the schedule (see :data:`REALIGN_MS`)."""
     peak_depth: int = 0
     """Most sample frames held at once."""
 
@@ -123,6 +142,8 @@ class ControlReport:
     depth_ms_frames: float = 0.0
     """Sum of depth (ms) x frames played while playing, for the mean."""
     frames: int = 0
+    schedule_error_ms: float | None = None
+    """Playing to a shared schedule: the smoothed distance from it (>0: late), last read."""
 
     @property
     def mean_depth_ms(self) -> float | None:
@@ -180,6 +201,13 @@ class PlayoutBuffer:
         self._expanded = 0
         """Sample frames concealed since the buffer last ran dry (reset by real audio)."""
         self.control = ControlReport()
+        self._schedule: Schedule | None = None
+        self._realign_wait = 0
+        """Silence still to play to get back on a schedule that moved later."""
+        self._began_at = clock()
+        self.schedule_error_s: float | None = None
+        """How late (>0) the last read's first sample plays against the schedule, in
+        seconds; None when not playing to a schedule."""
         self._set_format(audio_format)
 
     def _set_format(self, audio_format: AudioFormat) -> None:
@@ -313,6 +341,10 @@ class PlayoutBuffer:
             self.control = ControlReport()
             self.latency.restart()
             self._anchor = math.inf
+            self._schedule = None
+            self._realign_wait = 0
+            self.schedule_error_s = None
+            self._began_at = self.clock()
             changed = not audio_format.same_pcm(self._format)
             if changed:
                 self._stats.dropped += self._depth
@@ -323,6 +355,17 @@ class PlayoutBuffer:
                 if self._phase is Phase.DRAINING:
                     self._phase = Phase.PLAYING if self._depth else Phase.BUFFERING
             return changed
+
+    def set_schedule(self, schedule: Schedule | None) -> None:
+        """Play the current stream to ``schedule`` (until the next :meth:`begin_stream`)."""
+        with self._lock:
+            self._schedule = schedule
+
+    @property
+    def scheduled(self) -> bool:
+        """The stream has a schedule (pending or ready): its start is the schedule's."""
+        schedule = self._schedule
+        return schedule is not None and schedule.state is not ScheduleState.OFF
 
     def set_drain_tail(self, drain_tail_ms: float) -> None:
         """Play ``drain_tail_ms`` of silence after the current stream's last audio."""
@@ -401,21 +444,32 @@ class PlayoutBuffer:
 
     # -- consumer side (the audio callback) ----------------------------------------------
 
-    def read(self, n_frames: int) -> bytes:
-        """Exactly ``n_frames`` sample frames of audio, padded with silence where there is none."""
+    def read(self, n_frames: int, heard_at: float | None = None) -> bytes:
+        """Exactly ``n_frames`` sample frames of audio, padded with silence where there is none.
+
+        ``heard_at``: when the first of them will be heard (``time.monotonic()`` seconds), if
+        the reader knows; it is what playing to a schedule needs."""
         frame_bytes = self._format.frame_bytes
         with self._lock:
+            schedule = self._schedule_for(heard_at)
+            lead: int | None = 0
+            if heard_at is not None and schedule is not None:
+                lead = self._scheduled_lead(n_frames, heard_at, schedule)
             if self._phase is Phase.BUFFERING:
-                resuming = self._start_due(n_frames)
+                resuming = self._start_due(n_frames) if schedule is None else lead is not None
+            elif self._phase is Phase.UNDERRUN:
+                resuming = (
+                    self._depth >= self.target if schedule is None else lead is not None
+                )
             else:
-                resuming = self._phase is Phase.UNDERRUN and self._depth >= self.target
+                resuming = False
             if resuming:
                 if self._phase is Phase.UNDERRUN:
                     self._stats.underruns += 1
                 self._phase = Phase.PLAYING
-            if self._phase not in (Phase.PLAYING, Phase.DRAINING):
+            if self._phase not in (Phase.PLAYING, Phase.DRAINING) or lead is None:
                 return bytes(n_frames * frame_bytes)
-            audio = self._take(n_frames, resuming=resuming)
+            audio = bytes(lead * frame_bytes) + self._take(n_frames - lead, resuming=resuming)
             shortfall = n_frames - len(audio) // frame_bytes
             if shortfall and self._may_expand(shortfall):
                 # Ran dry mid-stream while packets are still coming: the next one is late, or
@@ -436,6 +490,89 @@ class PlayoutBuffer:
                     self._phase = Phase.WAITING
                     self._end_of_stream = False
             return audio
+
+    # -- the schedule (lock held) ---------------------------------------------------------
+
+    def _schedule_for(self, heard_at: float | None) -> Schedule | None:
+        """The schedule to play this read to; None to play as without one. A pending one
+        holds a starting stream (see :meth:`_scheduled_lead`) for up to :data:`MAX_HOLD_S`."""
+        schedule = self._schedule
+        if schedule is None or heard_at is None:
+            self.schedule_error_s = None
+            return None
+        state = schedule.state
+        if state is ScheduleState.OFF or (
+            state is ScheduleState.PENDING and self.clock() - self._began_at >= MAX_HOLD_S
+        ):
+            self.schedule_error_s = None
+            return None
+        return schedule
+
+    def _scheduled_lead(self, n_frames: int, heard_at: float, schedule: Schedule) -> int | None:
+        """Silence to play before the audio in this read so that it is heard when due (None:
+        nothing to play yet; 0 on time). Late audio is dropped on the way."""
+        if schedule.state is not ScheduleState.READY:
+            return None if self._phase in (Phase.BUFFERING, Phase.UNDERRUN) else 0
+        rate = self._format.rate
+        if self._phase is Phase.PLAYING and self._cursor is not None:
+            return self._keep_to(n_frames, heard_at, schedule)
+        if self._phase not in (Phase.BUFFERING, Phase.UNDERRUN):
+            return 0  # draining: the end plays out as it is
+        # (Re)starting: at the first sample held, exactly when it is due.
+        while self._frames:
+            head = self._frames[0]
+            position = head.position
+            if self._cursor is not None and head.position < self._cursor < head.end:
+                position = self._cursor
+            lead_s = schedule.due_s(position) - heard_at
+            lead = round(lead_s * rate)
+            if lead >= n_frames:
+                return None
+            if lead >= 0:
+                self._cursor = position
+                self.schedule_error_s = 0.0
+                return lead
+            self._drop_before(position - lead)  # too late to be heard in time: dropped
+        return None
+
+    def _keep_to(self, n_frames: int, heard_at: float, schedule: Schedule) -> int:
+        """Measure how far off the schedule this read plays; realign beyond REALIGN_MS."""
+        assert self._cursor is not None
+        error_s = heard_at - schedule.due_s(self._cursor)
+        self.schedule_error_s = error_s
+        if self._realign_wait:  # still waiting out an earlier realignment
+            lead = min(self._realign_wait, n_frames)
+            self._realign_wait -= lead
+            self.schedule_error_s = error_s + lead / self._format.rate
+            return lead
+        if abs(error_s) * 1000 <= REALIGN_MS:
+            return 0
+        frames = round(abs(error_s) * self._format.rate)
+        self._stats.realigned += 1
+        self._concealer.interrupt()
+        if error_s > 0:  # late: skip ahead
+            self._drop_before(self._cursor + frames)
+            self.schedule_error_s = 0.0
+            return 0
+        lead = min(frames, n_frames)  # early: wait (over several reads if need be)
+        self._realign_wait = frames - lead
+        self.schedule_error_s = error_s + lead / self._format.rate
+        return lead
+
+    def _drop_before(self, position: int) -> None:
+        """Drop what is held before ``position``; the cursor moves there."""
+        frames = self._frames
+        while frames and frames[0].position < position:
+            head = frames.popleft()
+            start = head.position if self._cursor is None else max(self._cursor, head.position)
+            if head.end > position:
+                frames.appendleft(head.after(position))
+                gone = position - start
+            else:
+                gone = head.end - start
+            self._depth -= max(0, gone)
+            self._stats.dropped += max(0, gone)
+        self._cursor = position if self._cursor is None else max(self._cursor, position)
 
     # -- internals (lock held) ------------------------------------------------------------
 

@@ -22,6 +22,13 @@ drift: it is played whole and bit-exact, never corrected. Moving the latency tar
 
 The estimated drift is what was corrected: frames taken from the buffer per frame played, in
 parts per million, since the level settled.
+
+**Playing to a shared schedule** (several listeners in step): when the buffer measures how far
+off the group's schedule it plays (:attr:`PlayoutBuffer.schedule_error_s`, given the DAC time
+of each read), that distance, smoothed over :data:`SYNC_TIME_CONSTANT_S`, replaces the level's
+distance from its reference, with tighter bands (:data:`SYNC_SILENCE_MS`,
+:data:`SYNC_RESAMPLE_MS`): the same two actuators then hold the schedule to a fraction of a
+millisecond, whatever the depth. There is nothing to settle: the schedule is the reference.
 """
 
 from __future__ import annotations
@@ -75,6 +82,14 @@ switch (pitch-period repetition, as for a lost packet) and blended back into the
 RESAMPLE_QUALITY = "HQ"
 VR_LAG_FRAMES = 2
 """libsoxr's variable-rate engine delays its output by about two frames: dropped at the start."""
+SYNC_TIME_CONSTANT_S = 2.0
+"""Smoothing of the distance from the schedule: the output's DAC times wander by tenths of a
+millisecond from one callback to the next (PulseAudio's, measured)."""
+SYNC_SILENCE_MS = 1.0
+SYNC_RESAMPLE_MS = 1.5
+"""Bands while playing to a schedule. Narrower ones chase the DAC times' wander: with 0.25 ms,
+two listeners that each read under 0.3 ms off drifted 3 ms apart in the rig; with these they
+hold a constant skew, and a real drift is put right before it is 2 ms."""
 
 log = logging.getLogger(__name__)
 _vr_missing = False
@@ -92,6 +107,8 @@ class DriftControl:
         self._clock = buffer.clock
         self._stream = -1
         self._format = buffer.format
+        self._heard_at: float | None = None
+        """When the current read's first frame will be heard (None: the output did not say)."""
         self._pending = b""
         """Audio read from the buffer and not played yet: what a stretched pause pushed out."""
         self._reset(buffer.format)
@@ -135,22 +152,30 @@ class DriftControl:
 
     # -- the reader -------------------------------------------------------------------------
 
-    def read(self, n_frames: int) -> bytes:
+    def read(self, n_frames: int, heard_at: float | None = None) -> bytes:
+        """``n_frames`` for the output; ``heard_at``: when the first will be heard
+        (``time.monotonic()`` seconds, the output's DAC time), if the output says."""
         buffer = self._buffer
         if buffer.stream_number != self._stream:
             self._reset(buffer.format)
             self._stream = buffer.stream_number
+        self._heard_at = heard_at
         if self._resampler is not None:
             audio = self._resample(n_frames)
         elif self._pending:
             audio = self._read_with_pending(n_frames)
         else:
-            audio = buffer.read(n_frames)
+            audio = buffer.read(n_frames, heard_at)
         if buffer.phase is Phase.PLAYING:
             audio = self._control(audio, n_frames)
         else:
             self._not_playing(buffer.phase)
         return audio
+
+    def _after(self, frames: int) -> float | None:
+        """When audio read from the buffer now is heard, ``frames`` played before it."""
+        heard_at = self._heard_at
+        return None if heard_at is None else heard_at + frames / self._format.rate
 
     def _read_with_pending(self, n_frames: int) -> bytes:
         frame_bytes = self._format.frame_bytes
@@ -159,7 +184,7 @@ class DriftControl:
         if have >= n_frames:
             self._pending = pending[n_frames * frame_bytes :]
             return pending[: n_frames * frame_bytes]
-        return pending + self._buffer.read(n_frames - have)
+        return pending + self._buffer.read(n_frames - have, self._after(have))
 
     # -- control ----------------------------------------------------------------------------
 
@@ -187,6 +212,9 @@ class DriftControl:
         self._skip = 0
         self._out = np.zeros(0, dtype=np.float32)
         self._blend: Concealer | None = None
+        self._heard_at = None
+        self._sync_error: float | None = None
+        """The distance from the schedule, smoothed (seconds; >0: late)."""
 
     def _not_playing(self, phase: Phase) -> None:
         # Before playing, while refilling after an underrun and while draining, nothing is
@@ -228,6 +256,10 @@ class DriftControl:
                 report.drift_by = "resampling"
             elif self._adjusted:
                 report.drift_by = "pauses"
+        schedule_error = buffer.schedule_error_s
+        if schedule_error is not None:
+            return self._follow_schedule(audio, n_frames, schedule_error, now)
+        self._sync_error = None
         elapsed = now - self._playing_since
         if self._offset is None:
             if elapsed < SETTLE_S:
@@ -272,6 +304,41 @@ class DriftControl:
         self._played += n_frames
         return audio
 
+    def _follow_schedule(
+        self, audio: bytes, n_frames: int, error_s: float, now: float
+    ) -> bytes:
+        """The control loop on the distance from the shared schedule (see the module's
+        docstring): >0, playing late, is what "too deep" is otherwise."""
+        rate = self._format.rate
+        smoothed = self._sync_error
+        if smoothed is None:
+            smoothed = error_s
+        else:
+            smoothed += min(1.0, n_frames / (rate * SYNC_TIME_CONSTANT_S)) * (error_s - smoothed)
+        self._sync_error = smoothed
+        error_ms = smoothed * 1000
+        self._buffer.control.schedule_error_ms = error_ms
+        dt = now - (self._last_tick or now)
+        self._last_tick = now
+        if self._resampler is not None:
+            self._steer(error_ms, dt)
+            return audio
+        if abs(error_ms) > SYNC_SILENCE_MS:
+            before = self._adjusted
+            audio = self._in_pause(audio, n_frames, smoothed * rate)
+            # What was dropped (or inserted) is off the distance at once, not a second later.
+            self._sync_error = smoothed - (self._adjusted - before) / rate
+        self._remember(audio)
+        if abs(error_ms) > SYNC_RESAMPLE_MS:
+            if self._far_since is None:
+                self._far_since = now
+            elif now - self._far_since >= GRACE_S:
+                self._engage(n_frames)
+        else:
+            self._far_since = None
+        self._played += n_frames
+        return audio
+
     def _is_burst(self, elapsed: float) -> bool:
         arrived = self._buffer.samples_in - self._in_at_start
         expected = elapsed * self._format.rate
@@ -297,7 +364,7 @@ class DriftControl:
         if error_frames > 0:
             # Too deep: drop k quiet frames and read k more to fill the block.
             audio = audio[:middle] + audio[middle + k * frame_bytes :]
-            audio += self._buffer.read(k)
+            audio += self._buffer.read(k, self._after(n_frames - k))
             self._excess += k
             self._adjusted += k
         else:
@@ -313,7 +380,8 @@ class DriftControl:
 
     # -- actuator 2: the resampler ----------------------------------------------------------
 
-    def _engage(self) -> None:
+    def _engage(self, n_frames: int = 0) -> None:
+        """Put the resampler in the chain (``n_frames``: the block just read)."""
         global _vr_missing
         fmt = self._format
         if _vr_missing:
@@ -344,6 +412,12 @@ class DriftControl:
         self._skip = len(history) // fmt.frame_bytes + VR_LAG_FRAMES
         self._out = np.zeros(0, dtype=np.float32)
         self._feed(history, count_in=False)
+        if self._sync_error is not None:
+            # Playing to a schedule: the look-ahead is the stream's own next audio (the delay
+            # the listener said it can meet has room for it). Synthesised, it would put what
+            # follows that much behind the schedule, and a realignment would cut it out.
+            self._feed(self._buffer.read(VR_LOOKAHEAD_FRAMES, self._after(n_frames)))
+            return
         # The engine's look-ahead, filled with a continuation of the signal rather than taken
         # from the buffer; the real audio that follows is blended in from it.
         blend = Concealer(fmt)
@@ -383,7 +457,9 @@ class DriftControl:
         while self._out.size < wanted:
             need = (wanted - self._out.size) // channels
             chunk = max(32, need + need * int(abs(self._ratio_ppm)) // 100_000 + 2)
-            pcm = self._buffer.read(chunk)
+            # Heard after what waits converted, and what the engine holds back.
+            held = self._out.size // channels + VR_LOOKAHEAD_FRAMES + VR_LAG_FRAMES
+            pcm = self._buffer.read(chunk, self._after(held))
             if self._blend is not None:
                 pcm = self._blend.played(pcm)
                 if not self._blend.blending:
