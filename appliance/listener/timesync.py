@@ -31,6 +31,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from appliance.listener.feedback import Address, SendReply
 from appliance.sync.clock import MS_NS, SECOND_NS, Clock, MonotonicClock
 from appliance.sync.offset import ClockEstimator
 from appliance.sync.schedule import RtpClockMapping, Timeline
@@ -45,9 +46,6 @@ from appliance.wire.timesync import (
 )
 
 log = logging.getLogger(__name__)
-
-Address = tuple[str, int]
-SendDatagram = Callable[[bytes, Address], bool]
 
 FIRST_INTERVAL_NS = 20 * MS_NS
 """Until the estimate is ready (a few answers): a stream in a group waits for it to start."""
@@ -104,7 +102,7 @@ class TimeClient:
 
     def __init__(
         self,
-        send: SendDatagram,
+        send: SendReply,
         source: Address,
         ssrc: int,
         *,
