@@ -85,11 +85,12 @@ VR_LAG_FRAMES = 2
 SYNC_TIME_CONSTANT_S = 2.0
 """Smoothing of the distance from the schedule: the output's DAC times wander by tenths of a
 millisecond from one callback to the next (PulseAudio's, measured)."""
-SYNC_SILENCE_MS = 1.0
-SYNC_RESAMPLE_MS = 1.5
+SYNC_SILENCE_MS = 1.5
+SYNC_RESAMPLE_MS = 2.0
 """Bands while playing to a schedule. Narrower ones chase the DAC times' wander: with 0.25 ms,
-two listeners that each read under 0.3 ms off drifted 3 ms apart in the rig; with these they
-hold a constant skew, and a real drift is put right before it is 2 ms."""
+two listeners that each read under 0.3 ms off drifted 3 ms apart in the rig, and with 1 ms one
+was moved 3 ms off for a moment on a loaded CI machine; with these they hold a constant skew,
+and a real drift is put right before it costs 2 ms between two listeners."""
 
 log = logging.getLogger(__name__)
 _vr_missing = False
