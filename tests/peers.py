@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 PEER_TIMEOUT_S = 120
+BIND_TIMEOUT_S = 30.0
+"""How long a peer may take to bind its port: a second usually; more on a loaded CI machine
+(a fixed one-second sleep once sent before ffmpeg listened)."""
 
 
 def need(program: str) -> str:
@@ -25,6 +29,31 @@ def need(program: str) -> str:
             "gstreamer1.0-plugins-base gstreamer1.0-plugins-good, or deploy/setup-dev.sh)"
         )
     return path
+
+
+def udp_port_bound(port: int) -> bool:
+    """Whether any socket of this machine is bound to UDP ``port`` (IPv4 or IPv6)."""
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        # "  sl  local_address rem_address ...": local_address is ADDRESS:PORT, both hex.
+        if any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in lines):
+            return True
+    return False
+
+
+def wait_until_bound(process: subprocess.Popen[bytes] | subprocess.Popen[str], port: int) -> None:
+    """Return once ``process`` (a receiving peer) has bound UDP ``port``; fail if it exits or
+    takes longer than :data:`BIND_TIMEOUT_S`."""
+    deadline = time.monotonic() + BIND_TIMEOUT_S
+    while not udp_port_bound(port):
+        if process.poll() is not None:
+            raise AssertionError(f"the peer exited ({process.returncode}) before binding {port}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the peer did not bind UDP port {port} in {BIND_TIMEOUT_S} s")
+        time.sleep(0.02)
 
 
 def run(command: list[str]) -> bytes:

@@ -14,6 +14,12 @@ behaviour the same way: the packets that arrived, in order, with the lost ones c
 
 On the built-in sample the figures come within about 0.05 PESQ of the real benchmark's (the
 real run adds the machine's own scheduling jitter: a few late packets). Needs ``pesq``.
+
+``--alternatives`` also scores, on the same traces, what other receivers would play: the lost
+packets as silence (GStreamer's output on the stream's timeline), and the lost packets cut out
+with their time given back, as silence, in the next pause of at least 100 ms (a receiver that
+skips ahead and waits in the pause). PESQ favours the cut-out: its alignment finds each shift,
+so a cut costs little, while any audio put in the gap is compared with what was lost.
 """
 
 from __future__ import annotations
@@ -56,6 +62,10 @@ PACKET_S = 0.02
 SECONDS = 16.0
 
 
+PAUSE_S = 0.1
+"""``--alternatives``: a pause is a run of exact zeros this long (the sample's are digital)."""
+
+
 @dataclass
 class Run:
     ours: float
@@ -63,6 +73,7 @@ class Run:
     exact: bool
     latency_ms: float
     text: str
+    alternatives: dict[str, float]
 
 
 def speech(rate: int, seconds: float) -> Samples:
@@ -82,7 +93,48 @@ def trimmed(x: Samples) -> Samples:
     return x[nonzero[0] : nonzero[-1] + 1] if nonzero.size else x
 
 
-def run(rate: int, label: str, seed: int, buffer_ms: int, period_ms: int) -> Run:
+def pause_middles(x: Samples, rate: int) -> list[int]:
+    """The middle of each run of at least ``PAUSE_S`` of exact zeros."""
+    edges = np.diff(np.concatenate([[0], (x == 0).astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [int(a + b) // 2 for a, b in zip(starts, ends, strict=True) if b - a >= rate * PAUSE_S]
+
+
+def cut_and_repaid(sent: Samples, gaps: list[tuple[int, int]], rate: int) -> Samples:
+    """``sent`` with each gap cut out and its length put back as silence in the next pause."""
+    events = sorted([(a, b) for a, b in gaps] + [(m, -1) for m in pause_middles(sent, rate)])
+    pieces, at, owed = [], 0, 0
+    for where, end in events:
+        if where < at:
+            continue  # a pause or a gap inside a gap already cut
+        pieces.append(sent[at:where])
+        if end >= 0:  # a gap: skip it
+            at, owed = end, owed + end - where
+        else:  # a pause: repay
+            pieces.append(np.zeros(owed, dtype=np.int16))
+            at, owed = where, 0
+    pieces += [sent[at:], np.zeros(owed, dtype=np.int16)]
+    return np.concatenate(pieces)
+
+
+def alternatives(rate: int, packets: list[Samples], lost: list[bool]) -> dict[str, float]:
+    """PESQ of what other receivers would play (see ``--alternatives``)."""
+    pesq = importlib.import_module("pesq").pesq
+    mode = "nb" if rate == 8000 else "wb"
+    sent = np.concatenate(packets)
+    reference = trimmed(sent).astype(np.float32)
+    n = packets[0].size
+    pairs = zip(packets, lost, strict=True)
+    silent = np.concatenate([np.zeros_like(p) if gone else p for p, gone in pairs])
+    gaps = [(i * n, (i + 1) * n) for i, gone in enumerate(lost) if gone]
+    repaid = cut_and_repaid(sent, gaps, rate)
+    return {
+        name: float(pesq(rate, reference, trimmed(x).astype(np.float32), mode))
+        for name, x in (("silence", silent), ("cut, repaid in pauses", repaid))
+    }
+
+
+def run(rate: int, label: str, seed: int, buffer_ms: int, period_ms: int, others: bool) -> Run:
     pesq = importlib.import_module("pesq").pesq  # the bench extra (pip install pesq)
     sent = speech(rate, SECONDS)
     n = round(rate * PACKET_S)
@@ -140,7 +192,10 @@ def run(rate: int, label: str, seed: int, buffer_ms: int, period_ms: int) -> Run
         f"late {stats.late_frames}; underruns {stats.underruns}; target {buffer.target_ms:.0f} ms"
     )
     exact = len(played) == len(reference) and bool(np.array_equal(played, reference))
-    return Run(ours, theirs, exact, latency_ms, text)
+    lost = [not f.delays_ms for f in fates]
+    return Run(
+        ours, theirs, exact, latency_ms, text, alternatives(rate, packets, lost) if others else {}
+    )
 
 
 def main() -> None:
@@ -151,13 +206,16 @@ def main() -> None:
     parser.add_argument("--buffer-ms", type=int, default=DEFAULT_BUFFER_MS)
     parser.add_argument("--period-ms", type=int, default=DEFAULT_PERIOD_MS)
     parser.add_argument("--verbose", action="store_true", help="a line per run")
+    parser.add_argument(
+        "--alternatives", action="store_true", help="also score silence and cut-and-repaid"
+    )
     args = parser.parse_args()
     labels = list(CONDITIONS)
     for rate in (int(r) for r in args.rates.split(",")):
         for label in args.conditions.split(","):
             runs = [
                 run(rate, label, SEED + labels.index(label) + SEED_STRIDE * k, args.buffer_ms,
-                    args.period_ms)
+                    args.period_ms, args.alternatives)
                 for k in range(args.repeats)
             ]  # fmt: skip
             if args.verbose:
@@ -172,6 +230,9 @@ def main() -> None:
                 f"({ours - cut:+.2f}); bit-exact {exact}/{len(runs)}; latency {latency:.0f} ms",
                 flush=True,
             )
+            for name in runs[0].alternatives:
+                score = float(np.mean([r.alternatives[name] for r in runs]))
+                print(f"    {name}: {score:.2f} ({ours - score:+.2f})")
 
 
 if __name__ == "__main__":

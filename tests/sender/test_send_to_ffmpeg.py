@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from audio_rig import test_signal
 from cli_runner import run_appliance
+from peers import wait_until_bound
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
 
@@ -54,7 +55,7 @@ def test_ffmpeg_receives_a_cd_wav_sent_as_rtp_bit_exact(tmp_path: Path) -> None:
         text=True,
     )  # fmt: skip
     try:
-        time.sleep(1.0)  # ffmpeg opens its port
+        wait_until_bound(ffmpeg, port)
         result = run_appliance("send", str(song), "--to", f"127.0.0.1:{port}", "--rtp")
         time.sleep(0.5)
         ffmpeg.send_signal(signal.SIGINT)  # it waits for more; what it has is written

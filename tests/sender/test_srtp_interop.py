@@ -156,7 +156,7 @@ def test_gstreamer_srtpdec_receives_our_sender_bit_exact(tmp_path: Path) -> None
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     try:
-        time.sleep(1.0)  # the pipeline binds its port
+        peers.wait_until_bound(receiver, port)
         with Sender(("127.0.0.1", port), key=KEY) as sender:
             sender.send(RtpStream([sent], PCM_8K_MONO, payload_type=97, ssrc=ssrc))
         time.sleep(1.0)
