@@ -127,16 +127,17 @@ def silence(seconds: float, *, rate: int = SAMPLE_RATE, channels: int = 1) -> by
     return bytes(int(seconds * rate) * SAMPLE_BYTES * channels)
 
 
-def audible(pcm: bytes) -> bytes:
+def audible(pcm: bytes, quiet_peak: int = 0) -> bytes:
     """``pcm`` (s16le) with every zero sample removed: what is left when silence is set aside.
 
     Only whole, 2-byte-aligned samples equal to 0 are removed; the byte order does not matter
-    because zero is zero in both.
+    because zero is zero in both. With ``quiet_peak``, every sample within +-``quiet_peak`` is
+    removed too: what the drift control may shorten or stretch in a pause of real speech.
     """
     if len(pcm) % SAMPLE_BYTES:
         raise ValueError(f"PCM length {len(pcm)} is not a whole number of 16-bit samples")
     samples = array("h", pcm)
-    return array("h", (s for s in samples if s != 0)).tobytes()
+    return array("h", (s for s in samples if abs(s) > quiet_peak)).tobytes()
 
 
 def _sample_at(pcm: bytes, index: int) -> int | None:
@@ -144,10 +145,11 @@ def _sample_at(pcm: bytes, index: int) -> int | None:
     return int.from_bytes(chunk, "little", signed=True) if len(chunk) == SAMPLE_BYTES else None
 
 
-def played_mismatch(recorded: bytes, sent: bytes) -> str | None:
-    """Why ``recorded`` is not ``sent`` silence aside, or None when it is."""
-    heard = audible(recorded)
-    wanted = audible(sent)
+def played_mismatch(recorded: bytes, sent: bytes, *, quiet_peak: int = 0) -> str | None:
+    """Why ``recorded`` is not ``sent`` silence aside (and samples within +-``quiet_peak``), or
+    None when it is."""
+    heard = audible(recorded, quiet_peak)
+    wanted = audible(sent, quiet_peak)
     if heard == wanted:
         return None
     n_heard = len(heard) // SAMPLE_BYTES
@@ -161,18 +163,20 @@ def played_mismatch(recorded: bytes, sent: bytes) -> str | None:
         ),
         min(n_heard, n_wanted),
     )
+    kept = "non-zero" if not quiet_peak else f"beyond +-{quiet_peak}"
     return (
         f"played audio differs from sent audio (silence aside): "
-        f"recorded {len(recorded) // SAMPLE_BYTES} samples, {n_heard} non-zero; "
-        f"sent {len(sent) // SAMPLE_BYTES} samples, {n_wanted} non-zero; "
-        f"first difference at non-zero sample {first} "
+        f"recorded {len(recorded) // SAMPLE_BYTES} samples, {n_heard} {kept}; "
+        f"sent {len(sent) // SAMPLE_BYTES} samples, {n_wanted} {kept}; "
+        f"first difference at {kept} sample {first} "
         f"(recorded {_sample_at(heard, first)}, sent {_sample_at(wanted, first)})"
     )
 
 
-def assert_played(recorded: bytes, sent: bytes) -> None:
-    """Assert that ``recorded`` holds exactly the samples of ``sent``, silence aside."""
-    mismatch = played_mismatch(recorded, sent)
+def assert_played(recorded: bytes, sent: bytes, *, quiet_peak: int = 0) -> None:
+    """Assert that ``recorded`` holds exactly the samples of ``sent``, silence aside (and, with
+    ``quiet_peak``, samples within +-``quiet_peak``: see :func:`audible`)."""
+    mismatch = played_mismatch(recorded, sent, quiet_peak=quiet_peak)
     if mismatch is not None:
         raise AssertionError(mismatch)
 

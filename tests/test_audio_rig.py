@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from array import array
 from pathlib import Path
 
 import pyaudio
@@ -162,6 +163,22 @@ def test_audible_removes_only_whole_zero_samples() -> None:
     assert audible(pcm) == bytes([0, 1, 1, 0])
     with pytest.raises(ValueError, match=r"^PCM length 3 is not a whole number of 16-bit samples$"):
         audible(b"\x01\x02\x03")
+
+
+def test_a_quiet_peak_sets_aside_what_a_pause_adjustment_may_cut_or_insert() -> None:
+    def pcm(*values: int) -> bytes:
+        return array("h", values).tobytes()
+
+    sent = pcm(5000, 3, -100, 0, 101, -7000)
+    recorded = pcm(0, 5000, 0, 0, 101, -7000)  # the pause shortened, silence before
+    assert audible(sent, 100) == pcm(5000, 101, -7000)
+    assert played_mismatch(recorded, sent, quiet_peak=100) is None
+    assert played_mismatch(recorded, sent) is not None
+    assert played_mismatch(pcm(5000, 102, -7000), sent, quiet_peak=100) == (
+        "played audio differs from sent audio (silence aside): "
+        "recorded 3 samples, 3 beyond +-100; sent 6 samples, 3 beyond +-100; "
+        "first difference at beyond +-100 sample 1 (recorded 102, sent 101)"
+    )
 
 
 def test_played_mismatch_reports_lengths_and_first_difference() -> None:

@@ -13,6 +13,7 @@ from audio_rig import AudioSink, NoAudioDevice, assert_played, audible, test_sig
 from cli_runner import LOOPBACK, listening_once, run_appliance, start_appliance
 
 from appliance.commands.demo import sample_path
+from appliance.listener.playout.drift import QUIET_PEAK
 
 
 def free_udp_port() -> int:
@@ -150,7 +151,10 @@ def test_demo_plays_the_built_in_sample(audio_sink: AudioSink) -> None:
     result = run_appliance("demo")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "demo finished: you should have heard the sample on your audio output\n"
-    assert_played(audio_sink.stop_recording(), wav_samples(sample_path()))
+    # The sample is speech with quiet passages, where the drift control may shorten or stretch
+    # a pause when a loaded machine delays the demo's packets (seen once in CI: 75 quiet
+    # samples cut): everything louder must play exactly.
+    assert_played(audio_sink.stop_recording(), wav_samples(sample_path()), quiet_peak=QUIET_PEAK)
 
 
 def test_demo_without_a_sound_card_writes_a_wav(
