@@ -8,8 +8,11 @@ them: encoders differ, decoders agree).
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -54,6 +57,63 @@ def wait_until_bound(process: subprocess.Popen[bytes] | subprocess.Popen[str], p
         if time.monotonic() > deadline:
             raise AssertionError(f"the peer did not bind UDP port {port} in {BIND_TIMEOUT_S} s")
         time.sleep(0.02)
+
+
+class GstReceiver:
+    """``gst-launch-1.0 PIPELINE`` as a receiving peer, its output collected on a thread.
+
+    :meth:`wait_playing` returns once gst-launch has set the pipeline PLAYING and ``port`` is
+    bound (udpsrc binds its port in READY, before the pipeline plays). :meth:`stop` sends
+    SIGINT to its process group and waits: with ``eos`` (``-e``) the pipeline is flushed by an
+    EOS first, which needs every branch to end (an unlinked-by-EOS branch, such as srtpdec's
+    ``rtcp_src``, would wait for ever); without, it is stopped, and a filesink still writes
+    what it has.
+    """
+
+    PLAYING = "Setting pipeline to PLAYING"
+
+    def __init__(self, pipeline: list[str], *, eos: bool = True) -> None:
+        self.process = subprocess.Popen(
+            [need("gst-launch-1.0"), *(["-e"] if eos else []), *pipeline],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # SIGINT to its group reaches gst-launch alone
+        )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_playing(self, port: int) -> None:
+        deadline = time.monotonic() + BIND_TIMEOUT_S
+        with self._changed:
+            while not any(self.PLAYING in line for line in self.lines):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    output = "\n".join(self.lines)
+                    raise AssertionError(f"GStreamer did not start playing:\n{output}")
+                self._changed.wait(0.05)
+        wait_until_bound(self.process, port)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=PEER_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._reader.join(timeout=5)
 
 
 def run(command: list[str]) -> bytes:
