@@ -63,7 +63,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import wave
 from dataclasses import dataclass, field
@@ -78,6 +77,7 @@ import soxr  # type: ignore[import-untyped]  # no stubs or py.typed in python-so
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from child_output import ChildOutput
 from impair import GilbertElliott, Impairment, ImpairmentRelay
 
 from appliance.audio.format import AudioFormat
@@ -360,40 +360,6 @@ class OursReceiver:
         return samples, (sessions[-1] if sessions else None), problem
 
 
-class Output:
-    """Collects a child's merged stdout/stderr on a thread; tells when a marker appeared."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_for(self, marker: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not any(marker in line for line in self.lines):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._thread.is_alive():
-                    return False
-                self._changed.wait(min(remaining, 0.2))
-            return True
-
-    def finish(self) -> list[str]:
-        self._thread.join(timeout=5)
-        return self.lines
-
-
 def gst_problem() -> str | None:
     """Why GStreamer cannot be run here, or None."""
     if shutil.which("gst-launch-1.0") is None:
@@ -428,7 +394,7 @@ class GstReceiver:
             "rtpL16depay", "!", "filesink", f"location={path}",
         ]  # fmt: skip
         self.process: subprocess.Popen[str] | None = None
-        self.output: Output | None = None
+        self.output: ChildOutput | None = None
 
     def start(self) -> int:
         self.process = subprocess.Popen(
@@ -438,7 +404,7 @@ class GstReceiver:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        self.output = Output(self.process)
+        self.output = ChildOutput(self.process)
         if not self.output.wait_for(self.READY_MARKER, READY_TIMEOUT_S):
             self.stop()
             lines = "\n".join(f"      {line}" for line in self.output.finish()[-20:])

@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audio_rig import SINK_NAME, AudioSink
+from child_output import ChildOutput
 from cli_runner import LOOPBACK, appliance_env
 
 from appliance.sender.pacing import Pacer
@@ -333,44 +334,6 @@ class Run:
     notes: list[str] = field(default_factory=list)
 
 
-class Output:
-    """Collects a child's merged stdout/stderr on a thread (so its pipe never fills) and tells
-    when a line containing ``marker`` has appeared."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_for(self, marker: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not any(marker in line for line in self.lines):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.process.poll() is not None and self._done()):
-                    return False
-                self._changed.wait(min(remaining, 0.2))
-            return True
-
-    def _done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def finish(self) -> list[str]:
-        self._thread.join(timeout=5)
-        return self.lines
-
-
 @dataclass(frozen=True)
 class Receiver:
     name: str
@@ -541,8 +504,9 @@ def describe_difference(heard: Samples, sent: Samples, fmt: StreamFormat) -> str
 
 
 @contextmanager
-def started(receiver: Receiver, fmt: StreamFormat, sink: AudioSink, alsa_conf: Path,
-            run: Run) -> Iterator[tuple[subprocess.Popen[str], Output, int] | None]:  # fmt: skip
+def started(
+    receiver: Receiver, fmt: StreamFormat, sink: AudioSink, alsa_conf: Path, run: Run
+) -> Iterator[tuple[subprocess.Popen[str], ChildOutput, int] | None]:
     port = free_udp_port()
     command = receiver.command(fmt, port)
     process = subprocess.Popen(
@@ -553,7 +517,7 @@ def started(receiver: Receiver, fmt: StreamFormat, sink: AudioSink, alsa_conf: P
         stderr=subprocess.STDOUT,
         text=True,
     )
-    output = Output(process)
+    output = ChildOutput(process)
     try:
         if not output.wait_for(receiver.ready_marker, READY_TIMEOUT_S):
             code = process.poll()

@@ -12,11 +12,11 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from child_output import ChildOutput
 
 PEER_TIMEOUT_S = 120
 BIND_TIMEOUT_S = 30.0
@@ -64,45 +64,31 @@ class GstReceiver:
 
     :meth:`wait_playing` returns once gst-launch has set the pipeline PLAYING and ``port`` is
     bound (udpsrc binds its port in READY, before the pipeline plays). :meth:`stop` sends
-    SIGINT to its process group and waits: with ``eos`` (``-e``) the pipeline is flushed by an
-    EOS first, which needs every branch to end (an unlinked-by-EOS branch, such as srtpdec's
-    ``rtcp_src``, would wait for ever); without, it is stopped, and a filesink still writes
-    what it has.
+    SIGINT to its process group: gst-launch (without ``-e``, which would wait for an EOS on
+    every branch) stops the pipeline, and a filesink writes what it has.
     """
 
     PLAYING = "Setting pipeline to PLAYING"
 
-    def __init__(self, pipeline: list[str], *, eos: bool = True) -> None:
+    def __init__(self, pipeline: list[str]) -> None:
         self.process = subprocess.Popen(
-            [need("gst-launch-1.0"), *(["-e"] if eos else []), *pipeline],
+            [need("gst-launch-1.0"), *pipeline],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,  # SIGINT to its group reaches gst-launch alone
         )
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.output = ChildOutput(self.process)
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
+    @property
+    def lines(self) -> list[str]:
+        return self.output.lines
 
     def wait_playing(self, port: int) -> None:
-        deadline = time.monotonic() + BIND_TIMEOUT_S
-        with self._changed:
-            while not any(self.PLAYING in line for line in self.lines):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    output = "\n".join(self.lines)
-                    raise AssertionError(f"GStreamer did not start playing:\n{output}")
-                self._changed.wait(0.05)
+        if not self.output.wait_for(self.PLAYING, BIND_TIMEOUT_S):
+            output = "\n".join(self.lines)
+            raise AssertionError(f"GStreamer did not start playing:\n{output}")
         wait_until_bound(self.process, port)
 
     def stop(self) -> None:
@@ -113,7 +99,7 @@ class GstReceiver:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        self._reader.join(timeout=5)
+        self.output.finish()
 
 
 def run(command: list[str]) -> bytes:

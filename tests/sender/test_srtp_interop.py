@@ -154,8 +154,7 @@ def test_gstreamer_srtpdec_receives_our_sender_bit_exact(tmp_path: Path) -> None
             f"caps={caps}", "!", "srtpdec", "name=dec", "!", "rtpjitterbuffer", "latency=100",
             "!", "rtpL16depay", "!", "filesink", f"location={out}",
             "dec.rtcp_src", "!", "fakesink", "async=false",
-        ],
-        eos=False,  # srtpdec ends rtp_src alone: the fakesink would never see an EOS
+        ]
     )  # fmt: skip
     try:
         receiver.wait_playing(port)
